@@ -1,0 +1,1 @@
+"""The aiohttp front: routes, auth, schemas, one error model, middleware."""

@@ -1,0 +1,53 @@
+"""The application factory: init_app(config) -> web.Application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from api.context import CONFIG, SERVICES, Services
+from api.middleware import request_context
+from api.passwords import Passwords
+from api.routes import setup_routes
+from api.tokens import Tokens
+from engine.booking import Engine
+from engine.config import Config
+from engine.keys import KeySpace
+from engine.redis_client import check_eviction_policy, connect
+from persistence.db import create_pool, migrate
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Open Redis and Postgres, check them, migrate; close both on shutdown."""
+    config = app[CONFIG]
+    redis = connect(config.redis_url)
+    pool = await create_pool(config.database_url, max_size=config.db_pool_size)
+    try:
+        await check_eviction_policy(redis)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        keys = KeySpace(config.key_prefix, config.shard_count)
+        app[SERVICES] = Services(
+            config=config,
+            redis=redis,
+            pool=pool,
+            engine=Engine(redis, keys, config.idempotency_ttl_seconds),
+            keys=keys,
+            passwords=Passwords(
+                config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
+            ),
+            tokens=Tokens(config.jwt_secret, config.jwt_ttl_seconds),
+        )
+        yield
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+def init_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[request_context], client_max_size=config.max_body_bytes)
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_resources)
+    setup_routes(app)
+    return app

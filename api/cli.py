@@ -1,0 +1,162 @@
+"""The `boxoffice` command: serve, persist, migrate, create-admin, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from api.app import init_app
+from api.logs import configure_logging
+from api.passwords import Passwords
+from engine.config import Config, ConfigError
+from persistence import queries
+from persistence.db import create_pool, ensure_database, migrate_dsn
+from persistence.runner import open_persister, run_persister
+
+DATA_DIR = Path(os.environ.get("BOXOFFICE_DATA_DIR", ".boxoffice"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="boxoffice", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default=None, help="bind address (BOXOFFICE_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="port (PORT, default 3000)")
+    persist = sub.add_parser("persist", help="run the write-behind persister")
+    persist.add_argument("--once", action="store_true", help="drain every shard once and exit")
+    sub.add_parser("migrate", help="create the database if needed and apply migrations")
+    admin = sub.add_parser("create-admin", help="create or promote an ADMIN user")
+    admin.add_argument("email")
+    admin.add_argument("--password", help="password (else BOXOFFICE_ADMIN_PASSWORD or a prompt)")
+    admin.add_argument("--name", default="Admin")
+    run = sub.add_parser("run", help="API and persister in one process (development)")
+    run.add_argument("--host", default=None)
+    run.add_argument("--port", type=int, default=None)
+    return parser
+
+
+def _dev_secret() -> str:
+    """`run` is for development: without JWT_SECRET it keeps a generated one in the data dir."""
+    path = DATA_DIR / "jwt-secret"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(command: str, args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    if command == "run" and not os.environ.get("JWT_SECRET"):
+        overrides["jwt_secret"] = _dev_secret()
+    return Config.from_env(require_secret=command in {"serve", "run"}, **overrides)
+
+
+def _serve(config: Config, with_persister: bool) -> int:
+    _install_uvloop()
+    asyncio.run(ensure_database(config.database_url))
+    app = init_app(config)
+    if with_persister:
+        app.cleanup_ctx.append(_persister_ctx(config))
+    print(f"boxoffice listening on http://{config.host}:{config.port}", file=sys.stderr)
+    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)
+    return 0
+
+
+def _persister_ctx(config: Config):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        persister, redis, pool = await open_persister(config)
+        stop = asyncio.Event()
+        task = asyncio.create_task(persister.run(stop))
+        yield
+        stop.set()
+        await task
+        await pool.close()
+        await redis.aclose()
+
+    return ctx
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional on platforms without it
+        return
+    uvloop.install()
+
+
+async def _create_admin(config: Config, email: str, password: str | None, name: str) -> str:
+    await ensure_database(config.database_url)
+    await migrate_dsn(config.database_url)
+    pool = await create_pool(config.database_url, max_size=1)
+    try:
+        passwords = Passwords(
+            config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
+        )
+        email = email.strip().lower()
+        hashed = await passwords.hash(password) if password else None
+        row = await queries.user_by_email(pool, email)
+        if row is not None:
+            await queries.set_role(pool, row["id"], "ADMIN", hashed)
+            return f"promoted {email} to ADMIN"
+        if hashed is None:
+            raise ConfigError(
+                "a new admin needs a password (--password or BOXOFFICE_ADMIN_PASSWORD)"
+            )
+        await queries.create_user(pool, email, name, hashed, "ADMIN")
+        return f"created ADMIN {email}"
+    finally:
+        await pool.close()
+
+
+def _admin_password(args: argparse.Namespace) -> str | None:
+    password: str | None = args.password or os.environ.get("BOXOFFICE_ADMIN_PASSWORD")
+    if password is None and sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.email} (empty to only promote): ") or None
+    return password
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.command, args)
+        configure_logging(config.log_level)
+        if args.command == "serve":
+            return _serve(config, with_persister=False)
+        if args.command == "run":
+            return _serve(config, with_persister=True)
+        if args.command == "persist":
+            _install_uvloop()
+            return asyncio.run(run_persister(config, once=args.once))
+        if args.command == "migrate":
+            asyncio.run(ensure_database(config.database_url))
+            applied = asyncio.run(migrate_dsn(config.database_url))
+            print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+            return 0
+        if args.command == "create-admin":
+            print(asyncio.run(_create_admin(config, args.email, _admin_password(args), args.name)))
+            return 0
+    except ConfigError as exc:
+        print(f"boxoffice: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ConnectionError) as exc:
+        print(f"boxoffice: cannot reach a dependency: {exc}", file=sys.stderr)
+        return 3
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""Typed application keys: the resources a view may use, opened in app.cleanup_ctx."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from api.passwords import Passwords
+from api.tokens import Tokens
+from engine.booking import Engine
+from engine.config import Config
+from engine.keys import KeySpace
+
+
+@dataclass
+class Services:
+    config: Config
+    redis: Redis
+    pool: Any  # asyncpg.Pool
+    engine: Engine
+    keys: KeySpace
+    passwords: Passwords
+    tokens: Tokens
+
+
+CONFIG = web.AppKey("config", Config)
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]

@@ -1,0 +1,63 @@
+"""Small helpers every view uses: JSON in and out, path and query parsing."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from api.errors import ApiError, bad_request
+
+T = TypeVar("T")
+
+MAX_ID = 2**53 - 1  # ids travel through Lua doubles: keep them exact
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_encoder.encode(body),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
+    """Decode and validate a JSON body into `kind`. An empty body is `kind()` when optional."""
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return kind()
+        raise bad_request("Request body is required", "INVALID_JSON")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise bad_request(str(exc), "VALIDATION_ERROR") from None
+    except msgspec.DecodeError as exc:
+        raise bad_request(f"Malformed JSON: {exc}", "INVALID_JSON") from None
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info.get(name, "")
+    if not raw.isdigit() or len(raw) > 16 or not 1 <= int(raw) <= MAX_ID:
+        raise ApiError(
+            400, "INVALID_ID", f"'{name}' must be a positive integer", {"value": raw[:40]}
+        )
+    return int(raw)
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 9 or not low <= int(raw) <= high:
+        raise bad_request(f"'{name}' must be an integer from {low} to {high}", name=raw[:40])
+    return int(raw)
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in {"1", "true", "yes"}

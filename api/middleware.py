@@ -1,0 +1,91 @@
+"""One middleware: request id, one JSON log line per request, metrics, and the error model
+for everything that goes wrong (never a traceback in a response)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.auth import PRINCIPAL
+from api.errors import ApiError, from_engine
+from api.http import json_response
+from api.metrics import LATENCY, REQUESTS
+from api.schemas import ErrorResponse
+from engine.errors import EngineError, EngineUnavailable
+
+log = structlog.get_logger("http")
+
+_HTTP_CODES = {
+    404: "ROUTE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    400: "BAD_REQUEST",
+}
+
+
+def error_response(exc: ApiError) -> web.Response:
+    return json_response(ErrorResponse(exc.message, exc.code, exc.details), exc.status)
+
+
+def _from_http(exc: web.HTTPException) -> ApiError:
+    code = _HTTP_CODES.get(exc.status, f"HTTP_{exc.status}")
+    message = "Route not found" if exc.status == 404 else exc.reason
+    return ApiError(exc.status, code, message)
+
+
+def _unavailable(exc: BaseException) -> ApiError | None:
+    import asyncpg
+
+    if isinstance(exc, EngineUnavailable):
+        return ApiError(503, "REDIS_UNAVAILABLE", "Booking engine unavailable, retry shortly")
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError):
+        return ApiError(503, "DATABASE_UNAVAILABLE", "Database unavailable, retry shortly")
+    if isinstance(exc, TimeoutError):
+        return ApiError(503, "DEPENDENCY_TIMEOUT", "A dependency timed out, retry shortly")
+    return None
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = error_response(exc)
+    except EngineError as exc:
+        response = error_response(from_engine(exc.code, exc.detail))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(_from_http(exc))
+    except Exception as exc:
+        mapped = _unavailable(exc)
+        if mapped is None:
+            log.exception("unhandled_error", route=route)
+            mapped = ApiError(500, "INTERNAL_ERROR", "Internal server error")
+        else:
+            log.warning("dependency_unavailable", route=route, error=type(exc).__name__)
+        response = error_response(mapped)
+    elapsed = time.perf_counter() - started
+    response.headers["X-Request-Id"] = request_id
+    principal = request.get(PRINCIPAL)
+    REQUESTS.labels(route, str(response.status)).inc()
+    LATENCY.labels(route).observe(elapsed)
+    log.info(
+        "request",
+        method=request.method,
+        route=route,
+        status=response.status,
+        duration_ms=round(elapsed * 1000, 3),
+        user_id=principal.id if principal is not None else None,
+    )
+    return response

@@ -1,0 +1,29 @@
+"""The route table: the original's paths and methods, plus ours."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.metrics import metrics_view
+from api.views import bookings, events, health, users
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/auth/register", users.register)
+    r.add_post("/api/auth/login", users.login)
+    r.add_get("/api/auth/me", users.me)
+
+    r.add_get("/api/events/view", events.list_events)
+    r.add_get("/api/events/{id}/view", events.view_event)
+    r.add_post("/api/events/create", events.create_event)
+    r.add_put("/api/events/{id}/update", events.update_event)
+    r.add_delete("/api/events/{id}/delete", events.delete_event)
+
+    r.add_post("/api/bookings/{id}/book", bookings.book)
+    r.add_get("/api/bookings/status/{job_id:.*}", bookings.job_status)
+    r.add_get("/api/bookings/history", bookings.history)
+    r.add_delete("/api/bookings/{id}/cancel", bookings.cancel)
+
+    r.add_get("/healthz", health.healthz)
+    r.add_get("/metrics", metrics_view)

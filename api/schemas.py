@@ -1,0 +1,173 @@
+"""msgspec Structs for every request and response body. Field names are the original's
+(camelCase in JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Password = Annotated[str, Meta(min_length=8, max_length=128)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Capacity = Annotated[int, Meta(ge=0, le=10_000_000)]
+PerUser = Annotated[int, Meta(ge=1, le=1000)]
+Seats = Annotated[int, Meta(ge=1, le=1000)]
+Page = Annotated[int, Meta(ge=1, le=1_000_000)]
+Limit = Annotated[int, Meta(ge=1, le=100)]
+
+
+class Body(msgspec.Struct, rename="camel", forbid_unknown_fields=False):
+    """Base of every body: JSON names are camelCase."""
+
+
+# -- requests ----------------------------------------------------------------------------
+
+
+class RegisterRequest(Body):
+    name: Name
+    email: Email
+    password: Password
+
+
+class LoginRequest(Body):
+    email: Annotated[str, Meta(min_length=1, max_length=254)]
+    password: Annotated[str, Meta(min_length=1, max_length=128)]
+
+
+class CreateEventRequest(Body):
+    name: Name
+    venue: Name
+    time: datetime
+    capacity: Capacity
+    max_per_user: PerUser = 1
+
+
+class UpdateEventRequest(Body):
+    """Every field optional: the original's clients send the whole event, others may not."""
+
+    name: Name | UnsetType = UNSET
+    venue: Name | UnsetType = UNSET
+    time: datetime | UnsetType = UNSET
+    capacity: Capacity | UnsetType = UNSET
+    max_per_user: PerUser | UnsetType = UNSET
+
+
+class BookRequest(Body):
+    seats: Seats = 1
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+class ErrorResponse(Body):
+    error: str
+    code: str
+    details: dict[str, Any] | None = None
+
+
+class MessageResponse(Body):
+    message: str
+
+
+class UserOut(Body):
+    id: int
+    email: str
+    name: str
+    role: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuthResponse(Body):
+    user: UserOut
+    token: str
+
+
+class EventOut(Body):
+    id: int
+    name: str
+    venue: str
+    time: datetime
+    capacity: int
+    impressions: int
+    max_per_user: int
+    available: int | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventListResponse(Body):
+    source: str
+    data: list[EventOut]
+    page: int
+    limit: int
+    total: int
+
+
+class BookingOut(Body):
+    id: int
+    user_id: int
+    event_id: int
+    seats: int
+    status: str
+    version: int
+    job_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class BookAccepted(Body):
+    message: str
+    job_id: str = msgspec.field(name="jobId")
+    queue_position: int
+    estimated_wait_time: int
+    status_endpoint: str
+    status: str
+    booking: BookingOut
+    replayed: bool = False
+
+
+class JobResult(Body):
+    booking_id: int
+    event_name: str
+    venue: str
+    time: str
+    seats: int
+    booking_status: str
+
+
+class JobStatus(Body):
+    job_id: str = msgspec.field(name="jobId")
+    status: str
+    user_id: int
+    event_id: int
+    timestamp: datetime
+    result: JobResult
+    persisted: bool
+
+
+class EventSummary(Body):
+    id: int
+    name: str
+    venue: str
+    time: datetime
+
+
+class HistoryItem(Body):
+    id: int
+    user_id: int
+    event_id: int
+    seats: int
+    status: str
+    job_id: str
+    created_at: datetime
+    updated_at: datetime
+    event: EventSummary
+
+
+class HealthResponse(Body):
+    status: str

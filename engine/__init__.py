@@ -1,0 +1,1 @@
+"""The reservation engine: inventory in Redis, changed only by atomic Lua scripts."""

@@ -1,0 +1,223 @@
+"""The engine: one method per inventory operation, each one Lua call. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from engine.errors import Code, EngineError, EngineUnavailable
+from engine.keys import SHARD_SPACE, KeySpace
+from engine.records import Inventory, Record, decode_record
+from engine.scripts import Scripts
+
+T = TypeVar("T")
+
+MAX_SEATS = 1000
+_INVENTORY_FIELDS = ("cap", "avail", "sold", "held", "mpu", "open")
+
+
+@dataclass(frozen=True, slots=True)
+class BookResult:
+    record: Record
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """What inventory loading needs to know of an event."""
+
+    event_id: int
+    capacity: int
+    max_per_user: int
+    name: str
+    venue: str
+    time: str
+    sold: int = 0
+    held: int = 0
+    open: bool = True
+
+
+async def guarded(call: Callable[[], Awaitable[T]]) -> T:
+    """The one place driver errors become engine errors."""
+    try:
+        return await call()
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        raise EngineUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+def _reply(reply: Sequence[Any]) -> Sequence[Any]:
+    """Raise the script's {"err", CODE, detail} as an EngineError; return an ok reply."""
+    if reply[0] == b"err":
+        detail = int(reply[2]) if len(reply) > 2 else None
+        raise EngineError(Code(reply[1].decode()), detail)
+    return reply
+
+
+class Engine:
+    """Reservation operations over one Redis (or Redis Cluster) client."""
+
+    def __init__(self, redis: Redis, keys: KeySpace, idempotency_ttl: int = 86400) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.scripts = Scripts(redis)
+        self.idempotency_ttl = idempotency_ttl
+
+    async def book(
+        self, event_id: int, user_id: int, seats: int = 1, idempotency_key: str | None = None
+    ) -> BookResult:
+        ek = self.keys.event(event_id)
+        sk = ek.shard_keys
+        idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
+        reply = await guarded(
+            lambda: self.scripts.book(
+                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, idem_key],
+                args=[
+                    event_id,
+                    user_id,
+                    seats,
+                    ek.shard,
+                    secrets.token_hex(12),
+                    idempotency_key or "",
+                    self.idempotency_ttl,
+                    SHARD_SPACE,
+                ],
+            )
+        )
+        ok = _reply(reply)
+        record = decode_record(ok[1])
+        if record.event_id != event_id:
+            raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
+        return BookResult(record, bool(ok[2]))
+
+    async def get_booking(self, booking_id: int) -> Record | None:
+        shard = KeySpace.shard_of_booking(booking_id)
+        if shard >= self.keys.shard_count:
+            return None
+        sk = self.keys.shard(shard)
+        raw = await guarded(lambda: self.redis.hget(sk.bookings, str(booking_id)))
+        return None if raw is None else decode_record(raw)
+
+    async def cancel(self, booking_id: int, actor_id: int, is_admin: bool = False) -> Record:
+        record = await self.get_booking(booking_id)
+        if record is None:
+            raise EngineError(Code.BOOKING_NOT_FOUND)
+        ek = self.keys.event(record.event_id)
+        sk = ek.shard_keys
+        reply = await guarded(
+            lambda: self.scripts.cancel(
+                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox],
+                args=[booking_id, record.event_id, actor_id, "1" if is_admin else "0"],
+            )
+        )
+        return decode_record(_reply(reply)[1])
+
+    async def load_event(self, spec: EventSpec) -> int:
+        """Load inventory for an event; refuses (ALREADY_LOADED) to overwrite live inventory."""
+        ek = self.keys.event(spec.event_id)
+        available = spec.capacity - spec.sold - spec.held
+        reply = await guarded(
+            lambda: self.scripts.load_event(
+                keys=[ek.inventory],
+                args=[
+                    spec.capacity,
+                    available,
+                    spec.sold,
+                    spec.held,
+                    spec.max_per_user,
+                    "1" if spec.open else "0",
+                    spec.name,
+                    spec.venue,
+                    spec.time,
+                ],
+            )
+        )
+        return int(_reply(reply)[1])
+
+    async def update_event(self, spec: EventSpec) -> int:
+        """Set a new capacity (refused below sold + held) and display fields; returns available."""
+        ek = self.keys.event(spec.event_id)
+        reply = await guarded(
+            lambda: self.scripts.update_event(
+                keys=[ek.inventory],
+                args=[spec.capacity, spec.max_per_user, spec.name, spec.venue, spec.time],
+            )
+        )
+        return int(_reply(reply)[1])
+
+    async def close_event(self, event_id: int, force: bool = False) -> int:
+        """Stop selling; returns seats still taken (which a forced close must then cancel)."""
+        ek = self.keys.event(event_id)
+        reply = await guarded(
+            lambda: self.scripts.close_event(keys=[ek.inventory], args=["1" if force else "0"])
+        )
+        return int(_reply(reply)[1])
+
+    async def live_bookings(self, event_id: int) -> list[Record]:
+        """Confirmed bookings of one event (scans its shard's bookings; admin paths only)."""
+        sk = self.keys.event(event_id).shard_keys
+        found: list[Record] = []
+        cursor = 0
+        while True:
+            reply: Any = await guarded(
+                lambda c=cursor: self.redis.hscan(sk.bookings, c, count=1000)  # type: ignore[misc]
+            )
+            cursor, chunk = reply
+            for raw in chunk.values():
+                record = decode_record(raw)
+                if record.event_id == event_id and record.status == "CONFIRMED":
+                    found.append(record)
+            if cursor == 0:
+                return found
+
+    async def inventories(self, event_ids: Sequence[int]) -> dict[int, Inventory | None]:
+        """Live counts of many events in one round trip; None where not loaded."""
+        if not event_ids:
+            return {}
+
+        async def fetch() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for event_id in event_ids:
+                pipe.hmget(self.keys.event(event_id).inventory, _INVENTORY_FIELDS)
+            return await pipe.execute()
+
+        rows = await guarded(fetch)
+        return {eid: _inventory(row) for eid, row in zip(event_ids, rows, strict=True)}
+
+    async def count_impression(self, event_id: int) -> int:
+        """Count one view in Redis; returns the views not yet flushed to Postgres."""
+        ek = self.keys.event(event_id)
+        return int(
+            await guarded(lambda: self.redis.hincrby(ek.shard_keys.impressions, str(event_id), 1))
+        )
+
+    async def pending_impressions(self, event_ids: Sequence[int]) -> dict[int, int]:
+        if not event_ids:
+            return {}
+
+        async def fetch() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for event_id in event_ids:
+                pipe.hget(self.keys.event(event_id).shard_keys.impressions, str(event_id))
+            return await pipe.execute()
+
+        rows = await guarded(fetch)
+        return {eid: int(v or 0) for eid, v in zip(event_ids, rows, strict=True)}
+
+
+def _inventory(row: Sequence[bytes | None]) -> Inventory | None:
+    if row[0] is None:
+        return None
+    cap, avail, sold, held, mpu, is_open = row
+    return Inventory(
+        capacity=int(cap or 0),
+        available=int(avail or 0),
+        sold=int(sold or 0),
+        held=int(held or 0),
+        max_per_user=int(mpu or 1),
+        open=is_open == b"1",
+    )

@@ -1,0 +1,134 @@
+"""One configuration object, read once from the environment at start-up and passed down.
+
+The original's variable names (DATABASE_URL, REDIS_URL, JWT_SECRET, PORT) are kept; everything
+else is BOXOFFICE_*. A missing or bad value raises ConfigError with one line that names it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/boxoffice"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message is one line for an operator."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one field is read: its variable name, what it means, and whether it is required."""
+
+    env: str
+    doc: str
+    required: bool = False
+
+
+def _setting(default: Any, env: str, doc: str, required: bool = False) -> Any:
+    return field(default=default, metadata={"setting": Setting(env, doc, required)})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every tunable of the service. Field metadata drives parsing and the docs reference."""
+
+    database_url: str = _setting(DEFAULT_DATABASE_URL, "DATABASE_URL", "Postgres DSN (asyncpg).")
+    redis_url: str = _setting(DEFAULT_REDIS_URL, "REDIS_URL", "Redis URL (redis:// or unix://).")
+    jwt_secret: str = _setting("", "JWT_SECRET", "HS256 signing secret for access tokens.", True)
+    port: int = _setting(3000, "PORT", "HTTP port of `boxoffice serve`.")
+    host: str = _setting("127.0.0.1", "BOXOFFICE_HOST", "HTTP bind address.")
+    key_prefix: str = _setting("bo", "BOXOFFICE_KEY_PREFIX", "Prefix of every Redis key.")
+    shard_count: int = _setting(16, "BOXOFFICE_SHARDS", "Outbox/inventory shards (1..1024).")
+    jwt_ttl_seconds: int = _setting(86400, "BOXOFFICE_JWT_TTL", "Access token lifetime, seconds.")
+    argon2_memory_kib: int = _setting(19456, "BOXOFFICE_ARGON2_MEMORY_KIB", "argon2id memory.")
+    argon2_time_cost: int = _setting(2, "BOXOFFICE_ARGON2_TIME_COST", "argon2id iterations.")
+    argon2_parallelism: int = _setting(1, "BOXOFFICE_ARGON2_PARALLELISM", "argon2id lanes.")
+    idempotency_ttl_seconds: int = _setting(
+        86400, "BOXOFFICE_IDEMPOTENCY_TTL", "How long an Idempotency-Key replays its answer."
+    )
+    max_body_bytes: int = _setting(65536, "BOXOFFICE_MAX_BODY_BYTES", "Request body cap (413).")
+    events_cache_seconds: int = _setting(
+        60, "BOXOFFICE_EVENTS_CACHE_SECONDS", "TTL of the cached event list."
+    )
+    batch_size: int = _setting(1000, "BOXOFFICE_BATCH_SIZE", "Persister records per batch.")
+    batch_wait_ms: int = _setting(
+        50, "BOXOFFICE_BATCH_WAIT_MS", "Persister idle poll interval, milliseconds."
+    )
+    lease_ttl_ms: int = _setting(5000, "BOXOFFICE_LEASE_TTL_MS", "Persister shard lease TTL.")
+    db_pool_size: int = _setting(10, "BOXOFFICE_DB_POOL_SIZE", "asyncpg pool max size.")
+    log_level: str = _setting("info", "BOXOFFICE_LOG_LEVEL", "debug, info, warning or error.")
+    env: str = _setting("prod", "BOXOFFICE_ENV", "`dev` relaxes secret checks.")
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        require_secret: bool = True,
+        **overrides: Any,
+    ) -> Config:
+        """Read every field from `environ` (default os.environ); `overrides` win over both.
+        Commands that issue no tokens (migrate, persist, create-admin) pass require_secret=False."""
+        source = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            setting: Setting = f.metadata["setting"]
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+                continue
+            raw = source.get(setting.env)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(setting.env, raw, f.default)
+        config = cls(**values)
+        config.validate(require_secret)
+        return config
+
+    def validate(self, require_secret: bool = True) -> None:
+        if require_secret:
+            self._validate_secret()
+        if not 1 <= self.shard_count <= 1024:
+            raise ConfigError(f"BOXOFFICE_SHARDS must be 1..1024, got {self.shard_count}")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"PORT must be 1..65535, got {self.port}")
+        for name in ("batch_size", "lease_ttl_ms", "db_pool_size", "jwt_ttl_seconds"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_env_of(name)} must be positive")
+        if not self.key_prefix or "{" in self.key_prefix or "}" in self.key_prefix:
+            raise ConfigError("BOXOFFICE_KEY_PREFIX must be non-empty and contain no braces")
+
+    def _validate_secret(self) -> None:
+        if not self.jwt_secret:
+            raise ConfigError("JWT_SECRET is not set: export a long random string")
+        if len(self.jwt_secret.encode()) < 32 and self.env != "dev":
+            raise ConfigError(
+                "JWT_SECRET is shorter than 32 bytes (set BOXOFFICE_ENV=dev to allow)"
+            )
+
+    @staticmethod
+    def reference() -> list[Setting]:
+        """Every setting, in declaration order (used by the docs and the README table)."""
+        return [f.metadata["setting"] for f in fields(Config)]
+
+
+def _env_of(name: str) -> str:
+    for f in fields(Config):
+        if f.name == name:
+            setting: Setting = f.metadata["setting"]
+            return setting.env
+    raise KeyError(name)
+
+
+def _parse(env: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{env} must be an integer, got {raw!r}") from None
+    return raw

@@ -1,0 +1,112 @@
+"""Every Redis key name lives here. Keys of one shard share a hash tag, so one script
+touches one Redis Cluster slot.
+
+    {p}:{sN}:ev:<event>          hash  inventory and display fields of one event
+    {p}:{sN}:ev:<event>:users    hash  user id -> seats held or confirmed
+    {p}:{sN}:bookings            hash  booking id -> record JSON (the live record)
+    {p}:{sN}:seq                 int   per-shard booking counter
+    {p}:{sN}:outbox              list  confirmed records waiting for Postgres
+    {p}:{sN}:inflight            list  records claimed by a persister, not yet acked
+    {p}:{sN}:dead                list  poison records with their reason
+    {p}:{sN}:lease               str   persister lease token for the shard
+    {p}:{sN}:stats               hash  flushed counter and friends
+    {p}:{sN}:imp                 hash  event id -> impressions not yet flushed
+    {p}:{sN}:idem:<user>:<key>   str   first answer to an Idempotency-Key
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Booking ids are seq * SHARD_SPACE + shard, so a booking id names its shard without a lookup.
+SHARD_SPACE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ShardKeys:
+    """The per-shard keys of one shard."""
+
+    tag: str
+    bookings: str
+    seq: str
+    outbox: str
+    inflight: str
+    dead: str
+    lease: str
+    stats: str
+    impressions: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventKeys:
+    """The keys one event's scripts touch, all in the event's shard."""
+
+    event_id: int
+    shard: int
+    inventory: str
+    users: str
+    shard_keys: ShardKeys
+
+
+class KeySpace:
+    """Builds key names from one configurable prefix and a fixed shard count."""
+
+    def __init__(self, prefix: str = "bo", shard_count: int = 16) -> None:
+        if not 1 <= shard_count <= SHARD_SPACE:
+            raise ValueError(f"shard_count must be 1..{SHARD_SPACE}")
+        self.prefix = prefix
+        self.shard_count = shard_count
+        self._shards = [self._build_shard(s) for s in range(shard_count)]
+
+    def _build_shard(self, shard: int) -> ShardKeys:
+        tag = f"{self.prefix}:{{s{shard}}}"
+        return ShardKeys(
+            tag=tag,
+            bookings=f"{tag}:bookings",
+            seq=f"{tag}:seq",
+            outbox=f"{tag}:outbox",
+            inflight=f"{tag}:inflight",
+            dead=f"{tag}:dead",
+            lease=f"{tag}:lease",
+            stats=f"{tag}:stats",
+            impressions=f"{tag}:imp",
+        )
+
+    def shard_of_event(self, event_id: int) -> int:
+        """Stable: depends only on the id and the shard count."""
+        return event_id % self.shard_count
+
+    @staticmethod
+    def shard_of_booking(booking_id: int) -> int:
+        return booking_id % SHARD_SPACE
+
+    def shard(self, shard: int) -> ShardKeys:
+        return self._shards[shard]
+
+    def shards(self) -> list[ShardKeys]:
+        return list(self._shards)
+
+    def event(self, event_id: int) -> EventKeys:
+        shard = self.shard_of_event(event_id)
+        sk = self._shards[shard]
+        inventory = f"{sk.tag}:ev:{event_id}"
+        return EventKeys(event_id, shard, inventory, f"{inventory}:users", sk)
+
+    def idempotency(self, shard: int, user_id: int, key: str) -> str:
+        return f"{self._shards[shard].tag}:idem:{user_id}:{key}"
+
+    def events_cache(self, generation: int, page: int, limit: int) -> str:
+        """The cached event list (metadata only; live counts are overlaid per request)."""
+        return f"{self.prefix}:cache:events:{generation}:{page}:{limit}"
+
+    @property
+    def events_cache_generation(self) -> str:
+        return f"{self.prefix}:cache:events:gen"
+
+    @property
+    def persister_paused(self) -> str:
+        return f"{self.prefix}:persister:paused"
+
+    def pattern(self) -> str:
+        """SCAN pattern matching every key of this key space (tests and admin tools only)."""
+        return f"{self.prefix}:*"

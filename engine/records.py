@@ -1,0 +1,82 @@
+"""The booking record: what a script writes to the bookings hash and the outbox, verbatim."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Status = Literal["CONFIRMED", "CANCELLED"]
+
+
+class Record(msgspec.Struct, frozen=True):
+    """One version of one booking, as the Lua scripts encode it (short keys keep Redis small).
+
+    `v` grows by one on every change, so the persister can apply versions in any order.
+    Times are Redis server milliseconds since the epoch.
+    """
+
+    id: int
+    e: int
+    u: int
+    s: int
+    st: Status
+    v: int
+    j: str
+    t: int
+    ut: int
+
+    @property
+    def booking_id(self) -> int:
+        return self.id
+
+    @property
+    def event_id(self) -> int:
+        return self.e
+
+    @property
+    def user_id(self) -> int:
+        return self.u
+
+    @property
+    def seats(self) -> int:
+        return self.s
+
+    @property
+    def status(self) -> Status:
+        return self.st
+
+    @property
+    def version(self) -> int:
+        return self.v
+
+    @property
+    def job_id(self) -> str:
+        return self.j
+
+    @property
+    def confirmed_ms(self) -> int:
+        return self.t
+
+    @property
+    def updated_ms(self) -> int:
+        return self.ut
+
+
+_decoder = msgspec.json.Decoder(Record)
+
+
+def decode_record(raw: bytes | str) -> Record:
+    """Raises msgspec.DecodeError/ValidationError on a malformed record (a poison record)."""
+    return _decoder.decode(raw)
+
+
+class Inventory(msgspec.Struct, frozen=True):
+    """The live counts of one event, as Redis holds them."""
+
+    capacity: int
+    available: int
+    sold: int
+    held: int
+    max_per_user: int
+    open: bool

@@ -1,0 +1,39 @@
+"""Creating the Redis client and checking the server is safe to hold inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+
+from engine.errors import RedisMisconfigured
+
+REQUIRED_POLICY = "noeviction"
+
+
+def connect(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:
+    """A pooled client; every command times out so a stuck Redis answers fast, not never."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        max_connections=max_connections,
+        health_check_interval=0,
+    )
+
+
+async def check_eviction_policy(redis: Redis) -> None:
+    """Inventory keys must never be evicted: refuse to serve on any other policy."""
+    reply = await redis.config_get("maxmemory-policy")
+    policy = _first_value(reply)
+    if policy != REQUIRED_POLICY:
+        raise RedisMisconfigured(
+            f"Redis maxmemory-policy is {policy!r}; boxoffice requires {REQUIRED_POLICY!r}"
+        )
+
+
+def _first_value(reply: Mapping[Any, Any]) -> str:
+    for value in reply.values():
+        return value.decode() if isinstance(value, bytes) else value
+    return ""

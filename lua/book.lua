@@ -1,0 +1,53 @@
+-- book.lua: reserve seats for one user on one event and append the record to the outbox,
+-- in one atomic step.
+-- KEYS[1] inventory   {p}:{sN}:ev:<event>        hash: cap, avail, sold, held, mpu, open
+-- KEYS[2] users       {p}:{sN}:ev:<event>:users  hash: user id -> seats held or confirmed
+-- KEYS[3] bookings    {p}:{sN}:bookings          hash: booking id -> record JSON
+-- KEYS[4] outbox      {p}:{sN}:outbox            list of record JSON
+-- KEYS[5] sequence    {p}:{sN}:seq               per-shard booking counter
+-- KEYS[6] idempotency {p}:{sN}:idem:<user>:<key> (untouched when ARGV[6] is "")
+-- ARGV[1] event id   ARGV[2] user id   ARGV[3] seats (integer >= 1)   ARGV[4] shard number
+-- ARGV[5] job secret (hex)   ARGV[6] idempotency key or ""   ARGV[7] idempotency TTL, seconds
+-- ARGV[8] shard space (booking id = seq * space + shard)
+-- Replies: {"ok", record, replayed 0|1} | {"err", CODE, detail}
+local event_id = tonumber(ARGV[1])
+local user_id = tonumber(ARGV[2])
+local seats = tonumber(ARGV[3])
+local shard = tonumber(ARGV[4])
+local secret = ARGV[5]
+local idem = ARGV[6]
+local idem_ttl = tonumber(ARGV[7])
+local space = tonumber(ARGV[8])
+
+if not (event_id and user_id and seats and shard and idem_ttl and space)
+    or seats < 1 or seats ~= math.floor(seats) or not string.match(secret, "^%x+$") then
+  return {"err", "INVALID_INPUT", 0}
+end
+
+if idem ~= "" then
+  local prior = redis.call("GET", KEYS[6])
+  if prior then return {"ok", prior, 1} end
+end
+
+local inv = redis.call("HMGET", KEYS[1], "avail", "mpu", "open")
+if not inv[1] then return {"err", "EVENT_NOT_LOADED", 0} end
+if inv[3] ~= "1" then return {"err", "EVENT_CLOSED", 0} end
+local avail = tonumber(inv[1])
+local mine = tonumber(redis.call("HGET", KEYS[2], ARGV[2]) or "0")
+if mine + seats > tonumber(inv[2]) then return {"err", "LIMIT_EXCEEDED", mine} end
+if seats > avail then return {"err", "SOLD_OUT", avail} end
+
+local id = redis.call("INCR", KEYS[5]) * space + shard
+local now = redis.call("TIME")
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call("HINCRBY", KEYS[1], "avail", -seats)
+redis.call("HINCRBY", KEYS[1], "sold", seats)
+redis.call("HINCRBY", KEYS[2], ARGV[2], seats)
+
+local record = string.format(
+  '{"id":%d,"e":%d,"u":%d,"s":%d,"st":"CONFIRMED","v":1,"j":"%d-%s","t":%d,"ut":%d}',
+  id, event_id, user_id, seats, id, secret, ms, ms)
+redis.call("HSET", KEYS[3], id, record)
+redis.call("RPUSH", KEYS[4], record)
+if idem ~= "" then redis.call("SET", KEYS[6], record, "EX", idem_ttl) end
+return {"ok", record, 0}

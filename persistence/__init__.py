@@ -1,0 +1,1 @@
+"""Postgres: the system of record. Migrations, queries and the write-behind persister."""

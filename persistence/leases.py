@@ -1,0 +1,79 @@
+"""Shard leases: which persister drains which outbox shard.
+
+Each persister heartbeats into a registry so that all of them know how many are alive, and
+holds at most its fair share (ceil(shards / alive)) of shard leases. A dead persister's leases
+lapse after one TTL and the survivors take them."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from engine.keys import KeySpace
+from engine.scripts import Scripts
+
+
+class LeaseManager:
+    def __init__(
+        self, redis: Redis, keys: KeySpace, scripts: Scripts, token: str, ttl_ms: int
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.scripts = scripts
+        self.token = token
+        self.ttl_ms = ttl_ms
+        self.held: set[int] = set()
+
+    @property
+    def registry(self) -> str:
+        return f"{self.keys.prefix}:persisters"
+
+    async def _call(self, shard: int, op: str) -> bool:
+        lease_key = self.keys.shard(shard).lease
+        result: Any = await self.scripts.lease(keys=[lease_key], args=[self.token, self.ttl_ms, op])
+        return bool(result)
+
+    async def alive(self) -> int:
+        now_ms = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.registry, {self.token: now_ms})
+        pipe.zremrangebyscore(self.registry, 0, now_ms - self.ttl_ms)
+        pipe.zcard(self.registry)
+        replies = await pipe.execute()
+        return max(1, int(replies[2]))
+
+    async def rebalance(self) -> set[int]:
+        """Renew what we hold, take free shards up to our fair share, give back any excess."""
+        share = math.ceil(self.keys.shard_count / await self.alive())
+        for shard in sorted(self.held):
+            if not await self._call(shard, "renew"):
+                self.held.discard(shard)
+        while len(self.held) > share:
+            shard = max(self.held)
+            await self._call(shard, "release")
+            self.held.discard(shard)
+        for shard in range(self.keys.shard_count):
+            if len(self.held) >= share:
+                break
+            if shard not in self.held and await self._call(shard, "take"):
+                self.held.add(shard)
+        return set(self.held)
+
+    async def take_all(self) -> set[int]:
+        """Burst mode: take every free shard regardless of share."""
+        for shard in range(self.keys.shard_count):
+            if shard not in self.held and await self._call(shard, "take"):
+                self.held.add(shard)
+        return set(self.held)
+
+    def lost(self, shard: int) -> None:
+        self.held.discard(shard)
+
+    async def release_all(self) -> None:
+        for shard in sorted(self.held):
+            await self._call(shard, "release")
+        self.held.clear()
+        await self.redis.zrem(self.registry, self.token)

@@ -1,0 +1,195 @@
+"""The write-behind persister: drains each owned shard's outbox into Postgres.
+
+Reliable-queue pattern: claim.lua moves a batch to the shard's in-flight list atomically; the
+batch is written in one transaction; ack.lua drops it only after the commit. A crash at any
+point leaves the batch in flight, and the next owner of the shard writes it again first; the
+version-guarded upsert makes that second write a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import time
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from engine.keys import KeySpace
+from engine.records import Record, decode_record
+from engine.scripts import Scripts
+from persistence.leases import LeaseManager
+from persistence.writer import write_batch
+
+log = structlog.get_logger("persister")
+
+
+class LeaseLost(Exception):
+    """Another persister owns the shard now."""
+
+
+class Persister:
+    def __init__(
+        self,
+        redis: Redis,
+        pool: Any,
+        keys: KeySpace,
+        *,
+        batch_size: int = 1000,
+        idle_ms: int = 50,
+        lease_ttl_ms: int = 5000,
+    ) -> None:
+        self.redis = redis
+        self.pool = pool
+        self.keys = keys
+        self.scripts = Scripts(redis)
+        self.batch_size = batch_size
+        self.idle_s = idle_ms / 1000
+        self.token = secrets.token_hex(8)
+        self.leases = LeaseManager(redis, keys, self.scripts, self.token, lease_ttl_ms)
+        self.renew_every_s = lease_ttl_ms / 3000
+        self.flushed = 0
+        self._postgres_down = False
+
+    async def flush_shard(self, shard: int) -> int:
+        """Write one batch of a shard (the in-flight one first). Returns records handled."""
+        sk = self.keys.shard(shard)
+        reply: list[bytes] = await self.scripts.claim(
+            keys=[sk.outbox, sk.inflight, sk.lease], args=[self.batch_size, self.token]
+        )
+        if reply[0] == b"err":
+            raise LeaseLost(shard)
+        raws = reply[1:]
+        if not raws:
+            return 0
+        records, dead = _decode_all(raws)
+        poison = await write_batch(self.pool, records)
+        dead.extend(_dead_entry(json.dumps(msgspec.to_builtins(r)), why) for r, why in poison)
+        ack = await self.scripts.ack(
+            keys=[sk.inflight, sk.stats, sk.lease, sk.dead], args=[self.token, len(raws), *dead]
+        )
+        if ack[0] == b"err":
+            # Written but not acked: the new owner writes it again, and the version guard
+            # makes that a no-op.
+            raise LeaseLost(shard)
+        if dead:
+            log.warning("dead_letters", shard=shard, count=len(dead))
+        self.flushed += len(raws)
+        return len(raws)
+
+    async def paused(self) -> bool:
+        return bool(await self.redis.exists(self.keys.persister_paused))
+
+    async def drain_once(self) -> int:
+        """Burst mode (tests, tools): take every free shard, flush until empty, release.
+        Honours neither pause nor fair share."""
+        total = 0
+        try:
+            for shard in sorted(await self.leases.take_all()):
+                while True:
+                    handled = await self.flush_shard(shard)
+                    total += handled
+                    if handled == 0:
+                        break
+        finally:
+            await self.leases.release_all()
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until `stop` is set, then finish the batch in hand and release the leases."""
+        backoff = _Backoff()
+        next_renew = 0.0
+        log.info("persister_started", token=self.token)
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                try:
+                    if now >= next_renew:
+                        await self.leases.rebalance()
+                        next_renew = now + self.renew_every_s
+                    handled = 0 if await self.paused() else await self._flush_owned(stop)
+                    self._set_postgres_down(False)
+                    backoff.reset()
+                except LeaseLost as lost:
+                    self.leases.lost(int(str(lost.args[0])))
+                    continue
+                except STORE_ERRORS as exc:
+                    self._set_postgres_down(True, exc)
+                    await _sleep_or_stop(stop, backoff.next())
+                    continue
+                if handled == 0:
+                    await _sleep_or_stop(stop, self.idle_s)
+        finally:
+            await self.leases.release_all()
+            log.info("persister_stopped", token=self.token, flushed=self.flushed)
+
+    async def _flush_owned(self, stop: asyncio.Event) -> int:
+        handled = 0
+        for shard in sorted(self.leases.held):
+            if stop.is_set():
+                break
+            handled += await self.flush_shard(shard)
+        return handled
+
+    def _set_postgres_down(self, down: bool, exc: BaseException | None = None) -> None:
+        if down == self._postgres_down:
+            return
+        self._postgres_down = down
+        if down:
+            log.error("store_unavailable", error=f"{type(exc).__name__}: {exc}")
+        else:
+            log.info("store_recovered")
+
+
+# A store is unwell (not the data): back off and retry, keeping everything in Redis.
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+)
+
+
+def _decode_all(raws: list[bytes]) -> tuple[list[Record], list[str]]:
+    records: list[Record] = []
+    dead: list[str] = []
+    for raw in raws:
+        try:
+            records.append(decode_record(raw))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            dead.append(_dead_entry(raw.decode("utf-8", "replace"), f"undecodable: {exc}"))
+    return records, dead
+
+
+def _dead_entry(record: str, reason: str) -> str:
+    return json.dumps({"record": record, "reason": reason, "at": int(time.time() * 1000)})
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class _Backoff:
+    """Exponential backoff with full jitter, capped."""
+
+    def __init__(self, base: float = 0.1, cap: float = 5.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+
+    def next(self) -> float:
+        self.attempt += 1
+        return random.uniform(0, min(self.cap, self.base * 2**self.attempt))
+
+    def reset(self) -> None:
+        self.attempt = 0

@@ -1,0 +1,156 @@
+"""Every SQL statement the API runs, with asyncpg parameters only (never string-built SQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+Row = Any  # asyncpg.Record
+
+
+class EmailInUse(Exception):
+    """A user with this email already exists."""
+
+
+# -- users -------------------------------------------------------------------------------
+
+_USER_COLUMNS = "id, email, name, role, password_hash, created_at, updated_at"
+
+
+async def create_user(pool: Any, email: str, name: str, password_hash: str, role: str) -> Row:
+    try:
+        return await pool.fetchrow(
+            f"INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4)"
+            f" RETURNING {_USER_COLUMNS}",
+            email,
+            name,
+            password_hash,
+            role,
+        )
+    except asyncpg.UniqueViolationError:
+        raise EmailInUse(email) from None
+
+
+async def user_by_email(pool: Any, email: str) -> Row | None:
+    return await pool.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE email = $1", email)
+
+
+async def user_by_id(pool: Any, user_id: int) -> Row | None:
+    return await pool.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+
+
+async def set_role(pool: Any, user_id: int, role: str, password_hash: str | None) -> Row:
+    return await pool.fetchrow(
+        "UPDATE users SET role = $2, password_hash = COALESCE($3, password_hash),"
+        f" updated_at = now() WHERE id = $1 RETURNING {_USER_COLUMNS}",
+        user_id,
+        role,
+        password_hash,
+    )
+
+
+# -- events ------------------------------------------------------------------------------
+
+_EVENT_COLUMNS = (
+    "id, name, venue, time, capacity, impressions, max_per_user, status, created_at, updated_at"
+)
+
+
+async def create_event(
+    conn: Any, name: str, venue: str, time: datetime, capacity: int, max_per_user: int
+) -> Row:
+    return await conn.fetchrow(
+        "INSERT INTO events (name, venue, time, capacity, max_per_user)"
+        f" VALUES ($1, $2, $3, $4, $5) RETURNING {_EVENT_COLUMNS}",
+        name,
+        venue,
+        time,
+        capacity,
+        max_per_user,
+    )
+
+
+async def update_event(
+    conn: Any,
+    event_id: int,
+    name: str,
+    venue: str,
+    time: datetime,
+    capacity: int,
+    max_per_user: int,
+) -> Row | None:
+    return await conn.fetchrow(
+        "UPDATE events SET name = $2, venue = $3, time = $4, capacity = $5, max_per_user = $6,"
+        " updated_at = now() WHERE id = $1 AND status = 'OPEN'"
+        f" RETURNING {_EVENT_COLUMNS}",
+        event_id,
+        name,
+        venue,
+        time,
+        capacity,
+        max_per_user,
+    )
+
+
+async def event_by_id(conn: Any, event_id: int, for_update: bool = False) -> Row | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1 AND status = 'OPEN'{lock}", event_id
+    )
+
+
+async def list_events(pool: Any, offset: int, limit: int) -> list[Row]:
+    return list(
+        await pool.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE status = 'OPEN'"
+            " ORDER BY time, id OFFSET $1 LIMIT $2",
+            offset,
+            limit,
+        )
+    )
+
+
+async def count_events(pool: Any) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM events WHERE status = 'OPEN'"))
+
+
+async def delete_event(conn: Any, event_id: int) -> None:
+    """Soft delete: bookings keep their event, history stays whole."""
+    await conn.execute(
+        "UPDATE events SET status = 'DELETED', updated_at = now() WHERE id = $1", event_id
+    )
+
+
+# -- bookings ----------------------------------------------------------------------------
+
+
+async def bookings_of_user(pool: Any, user_id: int, offset: int, limit: int) -> list[Row]:
+    return list(
+        await pool.fetch(
+            "SELECT b.id, b.user_id, b.event_id, b.seats, b.status, b.version, b.job_id,"
+            " b.created_at, b.confirmed_at, b.updated_at, b.persisted_at,"
+            " e.name AS event_name, e.venue AS event_venue, e.time AS event_time,"
+            " e.capacity AS event_capacity"
+            " FROM bookings b JOIN events e ON e.id = b.event_id"
+            " WHERE b.user_id = $1 ORDER BY b.id DESC OFFSET $2 LIMIT $3",
+            user_id,
+            offset,
+            limit,
+        )
+    )
+
+
+async def persisted_version(pool: Any, booking_id: int) -> int | None:
+    """The version of a booking Postgres holds, or None if the write-behind has not reached it."""
+    value = await pool.fetchval("SELECT version FROM bookings WHERE id = $1", booking_id)
+    return None if value is None else int(value)
+
+
+async def booking_by_job(pool: Any, job_id: str) -> Row | None:
+    return await pool.fetchrow(
+        "SELECT id, user_id, event_id, seats, status, version, job_id, created_at, confirmed_at,"
+        " updated_at FROM bookings WHERE job_id = $1",
+        job_id,
+    )

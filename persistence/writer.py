@@ -1,0 +1,115 @@
+"""Writes a batch of outbox records to Postgres in one transaction: COPY into a temporary
+table, then one upsert keyed by booking id and guarded by version (idempotent, order-safe)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from engine.records import Record
+
+STAGE_TABLE = "outbox_batch"
+_COLUMNS = [
+    "id",
+    "user_id",
+    "event_id",
+    "seats",
+    "status",
+    "version",
+    "job_id",
+    "confirmed_at",
+    "updated_at",
+]
+
+CREATE_STAGE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} (
+    id BIGINT, user_id BIGINT, event_id BIGINT, seats INTEGER, status TEXT, version INTEGER,
+    job_id TEXT, confirmed_at TIMESTAMPTZ, updated_at TIMESTAMPTZ
+) ON COMMIT DELETE ROWS
+"""
+
+UPSERT = f"""
+INSERT INTO bookings (id, user_id, event_id, seats, status, version, job_id,
+                      created_at, confirmed_at, updated_at, persisted_at)
+SELECT id, user_id, event_id, seats, status, version, job_id,
+       confirmed_at, confirmed_at, updated_at, now()
+FROM {STAGE_TABLE}
+ON CONFLICT (id) DO UPDATE
+SET seats = EXCLUDED.seats, status = EXCLUDED.status, version = EXCLUDED.version,
+    updated_at = EXCLUDED.updated_at, persisted_at = now()
+WHERE bookings.version < EXCLUDED.version
+"""
+
+# Errors that say "this record can never be written", as opposed to "Postgres is unwell".
+POISON_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.DataError,
+)
+
+
+async def prepare_connection(conn: Any) -> None:
+    """Pool `init` hook: the staging table lives as long as the connection."""
+    await conn.execute(CREATE_STAGE)
+
+
+def latest_versions(records: Iterable[Record]) -> list[Record]:
+    """One row per booking, its highest version: an upsert may touch a row only once."""
+    latest: dict[int, Record] = {}
+    for record in records:
+        seen = latest.get(record.id)
+        if seen is None or seen.version < record.version:
+            latest[record.id] = record
+    return list(latest.values())
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.user_id,
+        record.event_id,
+        record.seats,
+        record.status,
+        record.version,
+        record.job_id,
+        _ts(record.confirmed_ms),
+        _ts(record.updated_ms),
+    )
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+async def write_records(conn: Any, records: Sequence[Record]) -> None:
+    """All or nothing, in the caller's transaction."""
+    if not records:
+        return
+    await conn.copy_records_to_table(
+        STAGE_TABLE, records=[_row(r) for r in latest_versions(records)], columns=_COLUMNS
+    )
+    await conn.execute(UPSERT)
+    await conn.execute(f"DELETE FROM {STAGE_TABLE}")
+
+
+async def write_batch(pool: Any, records: Sequence[Record]) -> list[tuple[Record, str]]:
+    """Write a batch in one transaction. If a record breaks a constraint, write the rest one
+    by one, each in its own savepoint, and return the poison ones with their reason."""
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await write_records(conn, records)
+            return []
+        except POISON_ERRORS:
+            pass
+        poison: list[tuple[Record, str]] = []
+        async with conn.transaction():
+            for record in latest_versions(records):
+                try:
+                    async with conn.transaction():
+                        await write_records(conn, [record])
+                except POISON_ERRORS as exc:
+                    poison.append((record, f"{type(exc).__name__}: {exc}"))
+        return poison
