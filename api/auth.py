@@ -8,7 +8,7 @@ from api.context import services
 from api.errors import ApiError
 from api.tokens import InvalidToken, Principal
 
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def authenticate(request: web.Request) -> Principal:

@@ -1,0 +1,49 @@
+# The two set-up commands of the README, and the checks tox runs too.
+#   make run   -> a running box office on http://127.0.0.1:3000 (API + persister)
+#   make test  -> the whole test suite, ruff and mypy --strict
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TOOLS  := .tools
+
+.PHONY: run test pytest lint type format soak clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $@
+
+# newman (the original's Postman runner) for the compatibility tests, from the npm registry.
+$(TOOLS)/node_modules/.bin/newman:
+	mkdir -p $(TOOLS)
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) newman@6
+
+run: $(BIN)/.installed
+	$(BIN)/boxoffice run
+
+test: $(BIN)/.installed $(TOOLS)/node_modules/.bin/newman
+	$(BIN)/pytest
+	$(BIN)/ruff check .
+	$(BIN)/mypy engine api persistence
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+type: $(BIN)/.installed
+	$(BIN)/mypy engine api persistence
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Long soak and load runs, excluded from `make test`.
+soak: $(BIN)/.installed
+	$(BIN)/pytest -m slow
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .tox .pytest_cache .mypy_cache .ruff_cache

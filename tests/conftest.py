@@ -1,0 +1,151 @@
+"""Fixtures: a private Postgres database per session (fresh tables per test) and a private
+Redis key space per test, on the real servers (REDIS_URL / DATABASE_URL or the defaults)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from api.app import init_app
+from api.context import SERVICES, Services
+from engine.booking import Engine
+from engine.config import Config
+from engine.keys import KeySpace
+from engine.redis_client import connect
+from persistence.db import create_pool, migrate
+from persistence.persister import Persister
+from persistence.writer import prepare_connection
+from tests.support import FAST_ARGON2, TEST_SECRET
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+ADMIN_DSN = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pg_dsn() -> AsyncIterator[str]:
+    """A database of our own for the session, dropped at the end."""
+    name = f"bo_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(_with_database(ADMIN_DSN, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = _with_database(ADMIN_DSN, name)
+    conn = await asyncpg.connect(dsn)
+    await migrate(conn)
+    await conn.close()
+    try:
+        yield dsn
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def pool(pg_dsn: str) -> AsyncIterator[Any]:
+    p = await create_pool(pg_dsn, max_size=10, init=prepare_connection)
+    yield p
+    await p.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis() -> AsyncIterator[Redis]:
+    client = connect(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def config(pg_dsn: str, pool: Any, redis: Redis) -> AsyncIterator[Config]:
+    """A fresh key space and empty tables for each test; both cleaned after it."""
+    await pool.execute("TRUNCATE bookings, events, users RESTART IDENTITY CASCADE")
+    cfg = Config.from_env(
+        {},
+        database_url=pg_dsn,
+        redis_url=REDIS_URL,
+        jwt_secret=TEST_SECRET,
+        key_prefix=f"bot{secrets.token_hex(4)}",
+        **FAST_ARGON2,
+    )
+    yield cfg
+    await delete_keyspace(redis, cfg.key_prefix)
+
+
+async def delete_keyspace(redis: Redis, prefix: str) -> None:
+    batch: list[Any] = []
+    async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            await redis.delete(*batch)
+            batch.clear()
+    if batch:
+        await redis.delete(*batch)
+
+
+@pytest.fixture
+def keys(config: Config) -> KeySpace:
+    return KeySpace(config.key_prefix, config.shard_count)
+
+
+@pytest.fixture
+def engine(redis: Redis, keys: KeySpace) -> Engine:
+    return Engine(redis, keys)
+
+
+@pytest.fixture
+def persister(redis: Redis, pool: Any, keys: KeySpace) -> Persister:
+    return Persister(redis, pool, keys, batch_size=500)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(config: Config) -> AsyncIterator[TestClient[Any, Any]]:
+    """The real app, in-process, on a real socket."""
+    async with TestClient(TestServer(init_app(config))) as c:
+        yield c
+
+
+@pytest.fixture
+def services(client: TestClient[Any, Any]) -> Services:
+    return client.app[SERVICES]
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+class Accounts:
+    """Makes users in Postgres and tokens for them, without paying for argon2 each time."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def make(self, count: int = 1, role: str = "USER") -> list[tuple[int, str]]:
+        from tests.support import insert_users
+
+        ids = await insert_users(
+            self.services.pool, count, role, prefix=f"{role.lower()}{secrets.token_hex(3)}-"
+        )
+        return [(i, self.services.tokens.issue(i, f"{i}@example.com", role)) for i in ids]
+
+    async def user(self) -> tuple[int, str]:
+        return (await self.make(1))[0]
+
+    async def admin(self) -> tuple[int, str]:
+        return (await self.make(1, "ADMIN"))[0]
+
+
+@pytest.fixture
+def accounts(services: Services) -> Accounts:
+    return Accounts(services)

@@ -1,0 +1,132 @@
+"""Helpers shared by the tests: free ports, subprocess servers, users and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from engine.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+BOXOFFICE = [sys.executable, "-m", "api.cli"]
+TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
+# Cheap argon2 parameters keep the suite fast; production defaults are tested in unit tests.
+FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env_of(config: Config, **extra: str) -> dict[str, str]:
+    """The environment a subprocess needs to see the same stores and key space as `config`."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": config.database_url,
+            "REDIS_URL": config.redis_url,
+            "JWT_SECRET": config.jwt_secret,
+            "BOXOFFICE_KEY_PREFIX": config.key_prefix,
+            "BOXOFFICE_SHARDS": str(config.shard_count),
+            "BOXOFFICE_ARGON2_MEMORY_KIB": str(config.argon2_memory_kib),
+            "BOXOFFICE_ARGON2_TIME_COST": str(config.argon2_time_cost),
+            "BOXOFFICE_LOG_LEVEL": "warning",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A boxoffice subprocess (serve or persist) that the test owns and always ends."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("wb")
+        self.popen = subprocess.Popen(
+            [*BOXOFFICE, *args], env=dict(env), cwd=ROOT, stdout=self._log, stderr=self._log
+        )
+
+    def kill9(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def terminate(self, timeout: float = 15) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._log.close()
+        return int(self.popen.returncode)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for a process that ends by itself (e.g. `persist --once`)."""
+        try:
+            self.popen.wait(timeout)
+        finally:
+            self.terminate()
+        return int(self.popen.returncode)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+async def wait_http(url: str, proc: Proc, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{proc.output()}")
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer:\n{proc.output()}")
+
+
+async def start_server(config: Config, tmp: Path, name: str = "serve") -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(["serve", "--port", str(port)], env_of(config), tmp / f"{name}-{port}.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_http(f"{base}/healthz", proc)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc, base
+
+
+async def insert_users(pool: Any, count: int, role: str = "USER", prefix: str = "u") -> list[int]:
+    """Many users at once (no argon2: their tokens are issued directly)."""
+    rows = await pool.fetch(
+        "INSERT INTO users (email, name, password_hash, role)"
+        " SELECT $1 || g || '@example.com', 'User ' || g, 'x', $2"
+        " FROM generate_series(1, $3) g RETURNING id",
+        prefix,
+        role,
+        count,
+    )
+    return [int(r["id"]) for r in rows]
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
