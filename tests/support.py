@@ -87,8 +87,8 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
 
-async def wait_http(url: str, proc: Proc, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_http(url: str, proc: Proc, within: float = 20) -> None:
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:

@@ -55,8 +55,8 @@ async def test_no_oversell_across_two_api_processes(config, pool, accounts, serv
     assert (inventory.available, inventory.sold) == (0, 100)
 
 
-async def _wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_for(predicate: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await predicate():
             return
