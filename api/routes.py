@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.metrics import metrics_view
-from api.views import bookings, events, health, users
+from api.views import admin, bookings, events, health, users
 
 
 def setup_routes(app: web.Application) -> None:
@@ -24,6 +24,13 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/bookings/status/{job_id:.*}", bookings.job_status)
     r.add_get("/api/bookings/history", bookings.history)
     r.add_delete("/api/bookings/{id}/cancel", bookings.cancel)
+
+    r.add_get("/api/admin/analytics", admin.analytics)
+    r.add_get("/api/admin/queue/stats", admin.queue_stats)
+    r.add_get("/api/admin/queue/details", admin.queue_details)
+    r.add_post("/api/admin/queue/pause", admin.queue_pause)
+    r.add_post("/api/admin/queue/resume", admin.queue_resume)
+    r.add_post("/api/admin/queue/clean", admin.queue_clean)
 
     r.add_get("/healthz", health.healthz)
     r.add_get("/metrics", metrics_view)

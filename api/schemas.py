@@ -171,3 +171,70 @@ class HistoryItem(Body):
 
 class HealthResponse(Body):
     status: str
+
+
+# -- admin -------------------------------------------------------------------------------
+
+
+class QueueCounts(Body):
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    total: int
+
+
+class QueueHealth(Body):
+    status: str
+    stalled_jobs: int
+    healthy: bool
+
+
+class ShardStats(Body):
+    shard: int
+    waiting: int
+    active: int
+    failed: int
+    completed: int
+    leased: bool
+
+
+class QueueStatsResponse(Body):
+    stats: QueueCounts
+    health: QueueHealth
+    lag_seconds: float
+    paused: bool
+    persisters: int
+    shards: list[ShardStats]
+
+
+class QueueDetailsResponse(Body):
+    waiting: list[dict[str, Any]]
+    active: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+
+
+class CleanResponse(Body):
+    message: str
+    count: int
+    redriven: bool
+
+
+class PopularEvent(Body):
+    id: int
+    name: str
+    impressions: int
+
+
+class Utilization(Body):
+    id: int
+    name: str
+    capacity: int
+    booked: int
+    utilization: str
+
+
+class AnalyticsResponse(Body):
+    total_bookings: int
+    popular_events: list[PopularEvent]
+    utilization: list[Utilization]

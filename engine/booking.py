@@ -75,7 +75,7 @@ class Engine:
         idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
         reply = await guarded(
             lambda: self.scripts.book(
-                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, idem_key],
+                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, idem_key, sk.stats],
                 args=[
                     event_id,
                     user_id,
@@ -110,7 +110,7 @@ class Engine:
         sk = ek.shard_keys
         reply = await guarded(
             lambda: self.scripts.cancel(
-                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox],
+                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats],
                 args=[booking_id, record.event_id, actor_id, "1" if is_admin else "0"],
             )
         )

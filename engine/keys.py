@@ -11,6 +11,7 @@ touches one Redis Cluster slot.
     {p}:{sN}:lease               str   persister lease token for the shard
     {p}:{sN}:stats               hash  flushed counter and friends
     {p}:{sN}:imp                 hash  event id -> impressions not yet flushed
+    {p}:{sN}:imp:inflight        hash  impressions being flushed, with their batch id
     {p}:{sN}:idem:<user>:<key>   str   first answer to an Idempotency-Key
 """
 
@@ -35,6 +36,7 @@ class ShardKeys:
     lease: str
     stats: str
     impressions: str
+    impressions_inflight: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class KeySpace:
             lease=f"{tag}:lease",
             stats=f"{tag}:stats",
             impressions=f"{tag}:imp",
+            impressions_inflight=f"{tag}:imp:inflight",
         )
 
     def shard_of_event(self, event_id: int) -> int:

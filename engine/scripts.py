@@ -20,6 +20,8 @@ SCRIPT_NAMES = (
     "claim",
     "ack",
     "lease",
+    "redrive",
+    "take_impressions",
 )
 
 
@@ -45,6 +47,10 @@ class Scripts:
         self.claim: AsyncScript = redis.register_script(script_source("claim"))
         self.ack: AsyncScript = redis.register_script(script_source("ack"))
         self.lease: AsyncScript = redis.register_script(script_source("lease"))
+        self.redrive: AsyncScript = redis.register_script(script_source("redrive"))
+        self.take_impressions: AsyncScript = redis.register_script(
+            script_source("take_impressions")
+        )
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, name) for name in SCRIPT_NAMES]

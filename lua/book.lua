@@ -6,6 +6,7 @@
 -- KEYS[4] outbox      {p}:{sN}:outbox            list of record JSON
 -- KEYS[5] sequence    {p}:{sN}:seq               per-shard booking counter
 -- KEYS[6] idempotency {p}:{sN}:idem:<user>:<key> (untouched when ARGV[6] is "")
+-- KEYS[7] stats       {p}:{sN}:stats             hash: "bookings" = live confirmed bookings
 -- ARGV[1] event id   ARGV[2] user id   ARGV[3] seats (integer >= 1)   ARGV[4] shard number
 -- ARGV[5] job secret (hex)   ARGV[6] idempotency key or ""   ARGV[7] idempotency TTL, seconds
 -- ARGV[8] shard space (booking id = seq * space + shard)
@@ -49,5 +50,6 @@ local record = string.format(
   id, event_id, user_id, seats, id, secret, ms, ms)
 redis.call("HSET", KEYS[3], id, record)
 redis.call("RPUSH", KEYS[4], record)
+redis.call("HINCRBY", KEYS[7], "bookings", 1)
 if idem ~= "" then redis.call("SET", KEYS[6], record, "EX", idem_ttl) end
 return {"ok", record, 0}

@@ -4,6 +4,7 @@
 -- KEYS[2] users       {p}:{sN}:ev:<event>:users
 -- KEYS[3] bookings    {p}:{sN}:bookings
 -- KEYS[4] outbox      {p}:{sN}:outbox
+-- KEYS[5] stats       {p}:{sN}:stats             hash: "bookings" = live confirmed bookings
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] "1" if admin
 -- Replies: {"ok", record} | {"err", CODE, detail}
 local booking_id = tonumber(ARGV[1])
@@ -31,4 +32,5 @@ local record = string.format(
   r.id, r.e, r.u, r.s, r.v + 1, r.j, r.t, ms)
 redis.call("HSET", KEYS[3], ARGV[1], record)
 redis.call("RPUSH", KEYS[4], record)
+redis.call("HINCRBY", KEYS[5], "bookings", -1)
 return {"ok", record}

@@ -1,8 +1,9 @@
 """Shard leases: which persister drains which outbox shard.
 
 Each persister heartbeats into a registry so that all of them know how many are alive, and
-holds at most its fair share (ceil(shards / alive)) of shard leases. A dead persister's leases
-lapse after one TTL and the survivors take them."""
+takes free shards up to its fair share (ceil(shards / alive)). A shard seen free at two
+rebalances in a row is an orphan (its owner died and the lease lapsed, or nobody has room):
+it is taken even beyond the share, so no shard waits for the registry to notice a death."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class LeaseManager:
         self.token = token
         self.ttl_ms = ttl_ms
         self.held: set[int] = set()
+        self._free_before: set[int] = set()
 
     @property
     def registry(self) -> str:
@@ -45,21 +47,31 @@ class LeaseManager:
         replies = await pipe.execute()
         return max(1, int(replies[2]))
 
+    async def free_shards(self) -> set[int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.keys.shard_count):
+            pipe.exists(self.keys.shard(shard).lease)
+        return {s for s, held in enumerate(await pipe.execute()) if not held}
+
     async def rebalance(self) -> set[int]:
-        """Renew what we hold, take free shards up to our fair share, give back any excess."""
+        """Renew what we hold, give back any excess over our share, take free shards up to
+        the share, and take orphans (free now and at the previous rebalance)."""
         share = math.ceil(self.keys.shard_count / await self.alive())
         for shard in sorted(self.held):
             if not await self._call(shard, "renew"):
                 self.held.discard(shard)
+        released: set[int] = set()
         while len(self.held) > share:
             shard = max(self.held)
             await self._call(shard, "release")
             self.held.discard(shard)
-        for shard in range(self.keys.shard_count):
-            if len(self.held) >= share:
-                break
-            if shard not in self.held and await self._call(shard, "take"):
+            released.add(shard)
+        free = await self.free_shards() - released
+        for shard in sorted(free):
+            orphan = shard in self._free_before
+            if (len(self.held) < share or orphan) and await self._call(shard, "take"):
                 self.held.add(shard)
+        self._free_before = free - self.held
         return set(self.held)
 
     async def take_all(self) -> set[int]:

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from engine.keys import KeySpace
 from engine.records import Record, decode_record
 from engine.scripts import Scripts
+from persistence.impressions import apply_deltas, parse_reply
 from persistence.leases import LeaseManager
 from persistence.writer import write_batch
 
@@ -54,7 +55,7 @@ class Persister:
         self.idle_s = idle_ms / 1000
         self.token = secrets.token_hex(8)
         self.leases = LeaseManager(redis, keys, self.scripts, self.token, lease_ttl_ms)
-        self.renew_every_s = lease_ttl_ms / 3000
+        self.renew_every_s = lease_ttl_ms / 4000
         self.flushed = 0
         self._postgres_down = False
 
@@ -84,6 +85,23 @@ class Persister:
         self.flushed += len(raws)
         return len(raws)
 
+    async def flush_impressions(self, shard: int) -> int:
+        """Add the shard's pending view counts to Postgres, once. Returns events touched."""
+        sk = self.keys.shard(shard)
+        reply = await self.scripts.take_impressions(
+            keys=[sk.impressions, sk.impressions_inflight, sk.lease],
+            args=[self.token, secrets.token_hex(12)],
+        )
+        if reply[0] == b"err":
+            raise LeaseLost(shard)
+        taken = parse_reply(reply)
+        if taken is None:
+            return 0
+        batch_id, deltas = taken
+        await apply_deltas(self.pool, batch_id, deltas)
+        await self.redis.delete(sk.impressions_inflight)
+        return len(deltas)
+
     async def paused(self) -> bool:
         return bool(await self.redis.exists(self.keys.persister_paused))
 
@@ -98,6 +116,7 @@ class Persister:
                     total += handled
                     if handled == 0:
                         break
+                await self.flush_impressions(shard)
         finally:
             await self.leases.release_all()
         return total
@@ -136,6 +155,7 @@ class Persister:
             if stop.is_set():
                 break
             handled += await self.flush_shard(shard)
+            await self.flush_impressions(shard)
         return handled
 
     def _set_postgres_down(self, down: bool, exc: BaseException | None = None) -> None:

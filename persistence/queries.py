@@ -154,3 +154,22 @@ async def booking_by_job(pool: Any, job_id: str) -> Row | None:
         " updated_at FROM bookings WHERE job_id = $1",
         job_id,
     )
+
+
+# -- analytics ---------------------------------------------------------------------------
+
+
+async def popular_events(pool: Any, limit: int = 5) -> list[Row]:
+    return list(
+        await pool.fetch(
+            "SELECT id, name, impressions FROM events WHERE status = 'OPEN'"
+            " ORDER BY impressions DESC, id LIMIT $1",
+            limit,
+        )
+    )
+
+
+async def open_events(pool: Any) -> list[Row]:
+    return list(
+        await pool.fetch("SELECT id, name, capacity FROM events WHERE status = 'OPEN' ORDER BY id")
+    )

@@ -1,0 +1,110 @@
+"""Admin: the outbox as the original's queue (stats, details, pause, resume, clean) and
+analytics. Every route is admin-only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.auth import require_admin
+from api.context import services
+from api.http import json_response, query_flag, query_int
+from api.schemas import (
+    AnalyticsResponse,
+    CleanResponse,
+    MessageResponse,
+    PopularEvent,
+    QueueCounts,
+    QueueDetailsResponse,
+    QueueHealth,
+    QueueStatsResponse,
+    ShardStats,
+    Utilization,
+)
+from engine.queue import Queue
+from persistence import queries
+
+
+def _queue(request: web.Request) -> Queue:
+    svc = services(request)
+    return Queue(svc.redis, svc.keys)
+
+
+async def queue_stats(request: web.Request) -> web.Response:
+    require_admin(request)
+    stats = await _queue(request).stats()
+    counts = QueueCounts(
+        waiting=stats.total("waiting"),
+        active=stats.total("active"),
+        completed=stats.total("completed"),
+        failed=stats.total("failed"),
+        total=stats.total("waiting")
+        + stats.total("active")
+        + stats.total("completed")
+        + stats.total("failed"),
+    )
+    healthy = stats.stalled == 0 and (stats.persisters > 0 or counts.waiting == 0)
+    status = "paused" if stats.paused else ("healthy" if healthy else "unhealthy")
+    shards = [
+        ShardStats(s.shard, s.waiting, s.active, s.failed, s.completed, s.leased)
+        for s in stats.shards
+    ]
+    body = QueueStatsResponse(
+        stats=counts,
+        health=QueueHealth(status, stats.stalled, healthy),
+        lag_seconds=round(stats.lag_seconds, 3),
+        paused=stats.paused,
+        persisters=stats.persisters,
+        shards=shards,
+    )
+    return json_response(body)
+
+
+async def queue_details(request: web.Request) -> web.Response:
+    require_admin(request)
+    limit = query_int(request, "limit", 20, 1, 1000)
+    samples = await _queue(request).samples(limit)
+    return json_response(
+        QueueDetailsResponse(samples["waiting"], samples["active"], samples["failed"])
+    )
+
+
+async def queue_pause(request: web.Request) -> web.Response:
+    require_admin(request)
+    await _queue(request).pause()
+    return json_response(MessageResponse("Queue paused: bookings continue, persisting waits"))
+
+
+async def queue_resume(request: web.Request) -> web.Response:
+    require_admin(request)
+    await _queue(request).resume()
+    return json_response(MessageResponse("Queue resumed"))
+
+
+async def queue_clean(request: web.Request) -> web.Response:
+    require_admin(request)
+    redrive = query_flag(request, "redrive")
+    count = await _queue(request).clean(redrive)
+    message = f"Re-drove {count} dead letters" if redrive else f"Dropped {count} dead letters"
+    return json_response(CleanResponse(message, count, redrive))
+
+
+async def analytics(request: web.Request) -> web.Response:
+    require_admin(request)
+    svc = services(request)
+    events = await queries.open_events(svc.pool)
+    inventories = await svc.engine.inventories([e["id"] for e in events])
+    utilization = []
+    for event in events:
+        inventory = inventories[event["id"]]
+        capacity = event["capacity"] if inventory is None else inventory.capacity
+        booked = 0 if inventory is None else inventory.sold
+        share = 100 * booked / capacity if capacity else 0.0
+        utilization.append(
+            Utilization(event["id"], event["name"], capacity, booked, f"{share:.2f}%")
+        )
+    popular = [
+        PopularEvent(r["id"], r["name"], r["impressions"])
+        for r in await queries.popular_events(svc.pool)
+    ]
+    total = await _queue(request).live_bookings()
+    return json_response(AnalyticsResponse(total, popular, utilization))
