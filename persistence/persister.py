@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from engine.keys import KeySpace
 from engine.records import Record, decode_record
 from engine.scripts import Scripts
+from persistence import metrics
 from persistence.impressions import apply_deltas, parse_reply
 from persistence.leases import LeaseManager
 from persistence.writer import write_batch
@@ -70,6 +71,7 @@ class Persister:
         raws = reply[1:]
         if not raws:
             return 0
+        started = time.perf_counter()
         records, dead = _decode_all(raws)
         poison = await write_batch(self.pool, records)
         dead.extend(_dead_entry(json.dumps(msgspec.to_builtins(r)), why) for r, why in poison)
@@ -82,7 +84,11 @@ class Persister:
             raise LeaseLost(shard)
         if dead:
             log.warning("dead_letters", shard=shard, count=len(dead))
+            metrics.DEAD.inc(len(dead))
         self.flushed += len(raws)
+        metrics.FLUSHED.inc(len(raws))
+        metrics.BATCH_RECORDS.observe(len(raws))
+        metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
         return len(raws)
 
     async def flush_impressions(self, shard: int) -> int:
@@ -163,6 +169,7 @@ class Persister:
             return
         self._postgres_down = down
         if down:
+            metrics.STORE_DOWN.inc()
             log.error("store_unavailable", error=f"{type(exc).__name__}: {exc}")
         else:
             log.info("store_recovered")
