@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import prometheus_client
 from aiohttp import web
 
 from api.app import init_app
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (PORT, default 3000)")
     persist = sub.add_parser("persist", help="run the write-behind persister")
     persist.add_argument("--once", action="store_true", help="drain every shard once and exit")
+    persist.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port"
+    )
     sub.add_parser("migrate", help="create the database if needed and apply migrations")
     admin = sub.add_parser("create-admin", help="create or promote an ADMIN user")
     admin.add_argument("email")
@@ -140,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(config, with_persister=True)
         if args.command == "persist":
             _install_uvloop()
+            if args.metrics_port:
+                prometheus_client.start_http_server(args.metrics_port, addr=config.host)
             return asyncio.run(run_persister(config, once=args.once))
         if args.command == "migrate":
             asyncio.run(ensure_database(config.database_url))
