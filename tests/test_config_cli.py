@@ -99,3 +99,9 @@ def test_an_installed_wheel_finds_its_scripts_and_migrations(tmp_path):
     assert done.returncode == 0, done.stderr
     scripts, migrations = map(int, done.stdout.split())
     assert scripts == len(SCRIPT_NAMES) and migrations >= 2
+
+
+def test_every_config_variable_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [s.env for s in Config.reference() if f"`{s.env}`" not in readme]
+    assert missing == []

@@ -1,0 +1,1 @@
+"""Load tests and benchmarks. Not part of the test suite: they measure, they do not assert."""
