@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from engine.errors import RedisMisconfigured
 
@@ -13,14 +13,18 @@ REQUIRED_POLICY = "noeviction"
 
 
 def connect(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Redis:
-    """A pooled client; every command times out so a stuck Redis answers fast, not never."""
-    return Redis.from_url(
+    """A pooled client; every command times out so a stuck Redis answers fast, not never.
+    A burst beyond `max_connections` concurrent commands waits (up to `timeout`) for a free
+    connection instead of failing at once as if Redis were down."""
+    pool = BlockingConnectionPool.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         max_connections=max_connections,
+        timeout=timeout,
         health_check_interval=0,
     )
+    return Redis.from_pool(pool)
 
 
 async def check_eviction_policy(redis: Redis) -> None:
