@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,28 +12,41 @@ from api.middleware import request_context
 from api.passwords import Passwords
 from api.routes import setup_routes
 from api.tokens import Tokens
+from api.watch import InventoryWatcher
 from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
 from engine.redis_client import check_eviction_policy, connect
 from persistence.db import create_pool, migrate
+from persistence.writer import prepare_connection
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Open Redis and Postgres, check them, migrate; close both on shutdown."""
     config = app[CONFIG]
     redis = connect(config.redis_url)
-    pool = await create_pool(config.database_url, max_size=config.db_pool_size)
+    pool = await create_pool(
+        config.database_url, max_size=config.db_pool_size, init=prepare_connection
+    )
+    stop = asyncio.Event()
+    watching: asyncio.Task[None] | None = None
     try:
         await check_eviction_policy(redis)
         async with pool.acquire() as conn:
             await migrate(conn)
         keys = KeySpace(config.key_prefix, config.shard_count)
+        engine = Engine(
+            redis, keys, config.idempotency_ttl_seconds, wait_replicas=config.wait_replicas
+        )
+        watcher = InventoryWatcher(config, pool, engine)
+        await watcher.bootstrap()
+        watching = asyncio.create_task(watcher.run(stop))
         app[SERVICES] = Services(
             config=config,
             redis=redis,
             pool=pool,
-            engine=Engine(redis, keys, config.idempotency_ttl_seconds),
+            engine=engine,
+            watcher=watcher,
             keys=keys,
             passwords=Passwords(
                 config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
@@ -41,6 +55,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         )
         yield
     finally:
+        stop.set()
+        if watching is not None:
+            await watching
         await pool.close()
         await redis.aclose()
 

@@ -14,14 +14,21 @@ from typing import Any
 
 import prometheus_client
 from aiohttp import web
+from tqdm import tqdm
 
 from api.app import init_app
 from api.logs import configure_logging
 from api.passwords import Passwords
+from engine.booking import Engine
 from engine.config import Config, ConfigError
+from engine.keys import KeySpace
+from engine.recovery import Recovery
+from engine.redis_client import connect
 from persistence import queries
 from persistence.db import create_pool, ensure_database, migrate_dsn
+from persistence.reconcile import Reconciler
 from persistence.runner import open_persister, run_persister
+from persistence.writer import prepare_connection
 
 DATA_DIR = Path(os.environ.get("BOXOFFICE_DATA_DIR", ".boxoffice"))
 
@@ -42,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_argument("email")
     admin.add_argument("--password", help="password (else BOXOFFICE_ADMIN_PASSWORD or a prompt)")
     admin.add_argument("--name", default="Admin")
+    reconcile = sub.add_parser(
+        "reconcile", help="report drift between Redis and Postgres; --repair fixes it"
+    )
+    reconcile.add_argument(
+        "--repair", action="store_true", help="repair drifted events, rebuild missing inventory"
+    )
     run = sub.add_parser("run", help="API and persister in one process (development)")
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
@@ -126,6 +139,39 @@ async def _create_admin(config: Config, email: str, password: str | None, name: 
         await pool.close()
 
 
+async def _reconcile(config: Config, repair: bool) -> int:
+    """Report (and repair) drift with a progress bar; exit 1 if drift remains unrepaired."""
+    redis = connect(config.redis_url)
+    pool = await create_pool(config.database_url, max_size=2, init=prepare_connection)
+    try:
+        engine = Engine(redis, KeySpace(config.key_prefix, config.shard_count))
+        reconciler = Reconciler(pool, engine)
+        total = len(await reconciler.events())
+        with tqdm(total=total, unit="event", desc="reconcile", file=sys.stderr) as bar:
+            if repair:
+                report, repaired = await reconciler.repair_all(progress=bar.update)
+                recovery = Recovery(engine)
+                if await recovery.epoch() is None:
+                    stored = await reconciler.stored_epoch()
+                    await recovery.set_epoch(
+                        stored or await reconciler.store_epoch(Recovery.new_epoch())
+                    )
+            else:
+                report, repaired = await reconciler.report(progress=bar.update), []
+        drifted = [d for d in report if d.drifted]
+        for d in drifted:
+            print(
+                f"event {d.event_id}: loaded={d.loaded} sold drift={d.sold_drift}"
+                f" available drift={d.available_drift} capacity drift={d.capacity_drift}"
+                f" users drifted={sum(1 for v in d.user_drift.values() if v)}"
+            )
+        print(f"{len(report)} events, {len(drifted)} drifted, {len(repaired)} repaired")
+        return 0 if len(repaired) == len(drifted) else 1
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
 def _admin_password(args: argparse.Namespace) -> str | None:
     password: str | None = args.password or os.environ.get("BOXOFFICE_ADMIN_PASSWORD")
     if password is None and sys.stdin.isatty():
@@ -152,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             applied = asyncio.run(migrate_dsn(config.database_url))
             print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
             return 0
+        if args.command == "reconcile":
+            return asyncio.run(_reconcile(config, args.repair))
         if args.command == "create-admin":
             print(asyncio.run(_create_admin(config, args.email, _admin_password(args), args.name)))
             return 0

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from api.passwords import Passwords
 from api.tokens import Tokens
+from api.watch import InventoryWatcher
 from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
@@ -24,6 +25,7 @@ class Services:
     keys: KeySpace
     passwords: Passwords
     tokens: Tokens
+    watcher: InventoryWatcher
 
 
 CONFIG = web.AppKey("config", Config)

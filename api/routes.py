@@ -32,5 +32,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/admin/queue/resume", admin.queue_resume)
     r.add_post("/api/admin/queue/clean", admin.queue_clean)
 
+    r.add_get("/api/admin/reconcile", admin.reconcile_report)
+    r.add_post("/api/admin/reconcile", admin.reconcile_repair)
+
     r.add_get("/healthz", health.healthz)
+    r.add_get("/readyz", health.readyz)
     r.add_get("/metrics", metrics_view)

@@ -238,3 +238,28 @@ class AnalyticsResponse(Body):
     total_bookings: int
     popular_events: list[PopularEvent]
     utilization: list[Utilization]
+
+
+class ReadinessResponse(Body):
+    ready: bool
+    checks: dict[str, bool]
+
+
+class EventDriftOut(Body):
+    event_id: int
+    name: str
+    loaded: bool
+    redis: dict[str, int | None]
+    postgres: dict[str, int]
+    outbox_pending_seats: int
+    expected_sold: int
+    drift: dict[str, int]
+    user_drift: int
+    drifted: bool
+
+
+class ReconcileResponse(Body):
+    events: list[EventDriftOut]
+    drifted: int
+    repaired: list[int]
+    epoch: dict[str, str | None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ class EventSpec:
     sold: int = 0
     held: int = 0
     open: bool = True
+    user_seats: dict[int, int] | None = None
 
 
 async def guarded(call: Callable[[], Awaitable[T]]) -> T:
@@ -50,7 +52,7 @@ async def guarded(call: Callable[[], Awaitable[T]]) -> T:
         raise EngineUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-def _reply(reply: Sequence[Any]) -> Sequence[Any]:
+def script_reply(reply: Sequence[Any]) -> Sequence[Any]:
     """Raise the script's {"err", CODE, detail} as an EngineError; return an ok reply."""
     if reply[0] == b"err":
         detail = int(reply[2]) if len(reply) > 2 else None
@@ -61,11 +63,37 @@ def _reply(reply: Sequence[Any]) -> Sequence[Any]:
 class Engine:
     """Reservation operations over one Redis (or Redis Cluster) client."""
 
-    def __init__(self, redis: Redis, keys: KeySpace, idempotency_ttl: int = 86400) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: KeySpace,
+        idempotency_ttl: int = 86400,
+        journal_size: int = 100_000,
+        wait_replicas: tuple[int, int] | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)
         self.idempotency_ttl = idempotency_ttl
+        # The records this process confirmed most recently. If Redis loses its data before
+        # the persister flushed them, they are written to Postgres from here (the upsert is
+        # idempotent), so a 202 answered just before the loss is not forgotten.
+        self.journal: deque[Record] = deque(maxlen=journal_size)
+        self.wait_replicas = wait_replicas
+        self.under_replicated = 0
+
+    async def ensure_scripts(self) -> bool:
+        """Load any script Redis does not hold (after a restart); True when all are there."""
+        scripts = self.scripts.all()
+
+        async def load() -> bool:
+            present = await self.redis.script_exists(*[s.sha for s in scripts])
+            for script, exists in zip(scripts, present, strict=True):
+                if not exists:
+                    await self.redis.script_load(script.script)
+            return True
+
+        return await guarded(load)
 
     async def book(
         self, event_id: int, user_id: int, seats: int = 1, idempotency_key: str | None = None
@@ -88,11 +116,24 @@ class Engine:
                 ],
             )
         )
-        ok = _reply(reply)
+        ok = script_reply(reply)
         record = decode_record(ok[1])
         if record.event_id != event_id:
             raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
+        if not ok[2]:
+            self.journal.append(record)
+            await self._wait_for_replicas()
         return BookResult(record, bool(ok[2]))
+
+    async def _wait_for_replicas(self) -> None:
+        """Durability mode wait:N: the booking stands either way (it is in the primary and
+        its outbox); a shortfall is counted and logged, not hidden."""
+        if self.wait_replicas is None:
+            return
+        replicas, timeout_ms = self.wait_replicas
+        acked = await guarded(lambda: self.redis.wait(replicas, timeout_ms))
+        if int(acked) < replicas:
+            self.under_replicated += 1
 
     async def get_booking(self, booking_id: int) -> Record | None:
         shard = KeySpace.shard_of_booking(booking_id)
@@ -114,15 +155,19 @@ class Engine:
                 args=[booking_id, record.event_id, actor_id, "1" if is_admin else "0"],
             )
         )
-        return decode_record(_reply(reply)[1])
+        cancelled = decode_record(script_reply(reply)[1])
+        self.journal.append(cancelled)
+        await self._wait_for_replicas()
+        return cancelled
 
     async def load_event(self, spec: EventSpec) -> int:
         """Load inventory for an event; refuses (ALREADY_LOADED) to overwrite live inventory."""
         ek = self.keys.event(spec.event_id)
-        available = spec.capacity - spec.sold - spec.held
+        available = max(0, spec.capacity - spec.sold - spec.held)
+        pairs = [x for user, seats in (spec.user_seats or {}).items() for x in (user, seats)]
         reply = await guarded(
             lambda: self.scripts.load_event(
-                keys=[ek.inventory],
+                keys=[ek.inventory, ek.users],
                 args=[
                     spec.capacity,
                     available,
@@ -133,10 +178,11 @@ class Engine:
                     spec.name,
                     spec.venue,
                     spec.time,
+                    *pairs,
                 ],
             )
         )
-        return int(_reply(reply)[1])
+        return int(script_reply(reply)[1])
 
     async def update_event(self, spec: EventSpec) -> int:
         """Set a new capacity (refused below sold + held) and display fields; returns available."""
@@ -147,7 +193,7 @@ class Engine:
                 args=[spec.capacity, spec.max_per_user, spec.name, spec.venue, spec.time],
             )
         )
-        return int(_reply(reply)[1])
+        return int(script_reply(reply)[1])
 
     async def close_event(self, event_id: int, force: bool = False) -> int:
         """Stop selling; returns seats still taken (which a forced close must then cancel)."""
@@ -155,7 +201,7 @@ class Engine:
         reply = await guarded(
             lambda: self.scripts.close_event(keys=[ek.inventory], args=["1" if force else "0"])
         )
-        return int(_reply(reply)[1])
+        return int(script_reply(reply)[1])
 
     async def live_bookings(self, event_id: int) -> list[Record]:
         """Confirmed bookings of one event (scans its shard's bookings; admin paths only)."""
@@ -186,7 +232,7 @@ class Engine:
             return await pipe.execute()
 
         rows = await guarded(fetch)
-        return {eid: _inventory(row) for eid, row in zip(event_ids, rows, strict=True)}
+        return {eid: parse_inventory(row) for eid, row in zip(event_ids, rows, strict=True)}
 
     async def count_impression(self, event_id: int) -> int:
         """Count one view in Redis; returns the views not yet flushed to Postgres."""
@@ -209,7 +255,7 @@ class Engine:
         return {eid: int(v or 0) for eid, v in zip(event_ids, rows, strict=True)}
 
 
-def _inventory(row: Sequence[bytes | None]) -> Inventory | None:
+def parse_inventory(row: Sequence[bytes | None]) -> Inventory | None:
     if row[0] is None:
         return None
     cap, avail, sold, held, mpu, is_open = row

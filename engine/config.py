@@ -60,6 +60,22 @@ class Config:
     )
     lease_ttl_ms: int = _setting(5000, "BOXOFFICE_LEASE_TTL_MS", "Persister shard lease TTL.")
     db_pool_size: int = _setting(10, "BOXOFFICE_DB_POOL_SIZE", "asyncpg pool max size.")
+    auto_rebuild: bool = _setting(
+        True, "BOXOFFICE_AUTO_REBUILD", "Rebuild missing inventory from Postgres by itself."
+    )
+    epoch_check_ms: int = _setting(
+        500, "BOXOFFICE_EPOCH_CHECK_MS", "How often each API process checks Redis is whole."
+    )
+    rebuild_grace_ms: int = _setting(
+        2000,
+        "BOXOFFICE_REBUILD_GRACE_MS",
+        "Wait after noticing Redis data loss before rebuilding (other processes flush first).",
+    )
+    durability: str = _setting(
+        "none",
+        "BOXOFFICE_DURABILITY",
+        "`none`, or `wait:N[:MS]`: after each booking script, WAIT for N replicas (MS timeout).",
+    )
     log_level: str = _setting("info", "BOXOFFICE_LOG_LEVEL", "debug, info, warning or error.")
     env: str = _setting("prod", "BOXOFFICE_ENV", "`dev` relaxes secret checks.")
 
@@ -98,8 +114,28 @@ class Config:
         for name in ("batch_size", "lease_ttl_ms", "db_pool_size", "jwt_ttl_seconds"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_of(name)} must be positive")
+        _ = self.wait_replicas
         if not self.key_prefix or "{" in self.key_prefix or "}" in self.key_prefix:
             raise ConfigError("BOXOFFICE_KEY_PREFIX must be non-empty and contain no braces")
+
+    @property
+    def wait_replicas(self) -> tuple[int, int] | None:
+        """(replicas, timeout ms) for `wait:N[:MS]`, None for `none`."""
+        if self.durability == "none":
+            return None
+        parts = self.durability.split(":")
+        try:
+            if parts[0] != "wait" or len(parts) not in (2, 3):
+                raise ValueError
+            replicas = int(parts[1])
+            timeout = int(parts[2]) if len(parts) == 3 else 100
+            if replicas < 1 or timeout < 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"BOXOFFICE_DURABILITY must be none or wait:N[:MS], got {self.durability!r}"
+            ) from None
+        return replicas, timeout
 
     def _validate_secret(self) -> None:
         if not self.jwt_secret:

@@ -22,6 +22,8 @@ SCRIPT_NAMES = (
     "lease",
     "redrive",
     "take_impressions",
+    "repair_event",
+    "raise_seq",
 )
 
 
@@ -51,6 +53,8 @@ class Scripts:
         self.take_impressions: AsyncScript = redis.register_script(
             script_source("take_impressions")
         )
+        self.repair_event: AsyncScript = redis.register_script(script_source("repair_event"))
+        self.raise_seq: AsyncScript = redis.register_script(script_source("raise_seq"))
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, name) for name in SCRIPT_NAMES]

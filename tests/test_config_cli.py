@@ -105,3 +105,18 @@ def test_every_config_variable_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [s.env for s in Config.reference() if f"`{s.env}`" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("none", None), ("wait:1", (1, 100)), ("wait:2:250", (2, 250))],
+)
+def test_durability_modes_parse(value, expected):
+    config = Config.from_env({"JWT_SECRET": TEST_SECRET, "BOXOFFICE_DURABILITY": value})
+    assert config.wait_replicas == expected
+
+
+@pytest.mark.parametrize("value", ["wait", "wait:0", "wait:x", "fsync", "wait:1:2:3"])
+def test_bad_durability_modes_are_refused(value):
+    with pytest.raises(ConfigError, match="BOXOFFICE_DURABILITY"):
+        Config.from_env({"JWT_SECRET": TEST_SECRET, "BOXOFFICE_DURABILITY": value})

@@ -154,3 +154,13 @@ async def test_booking_ids_are_unique_across_shards(engine: Engine):
         await engine.load_event(spec(event_id))
     ids = [(await engine.book(e, u)).record.id for e in range(1, 6) for u in range(1, 4)]
     assert len(set(ids)) == len(ids)
+
+
+async def test_wait_durability_counts_bookings_no_replica_acknowledged(redis, keys):
+    """This Redis has no replica: WAIT 1 times out, the booking stands, the shortfall shows."""
+    engine = Engine(redis, keys, wait_replicas=(1, 20))
+    await engine.load_event(spec(capacity=2))
+    result = await engine.book(1, 1)
+    assert result.record.status == "CONFIRMED"
+    assert engine.under_replicated == 1
+    assert (await inventory(engine)).sold == 1

@@ -11,17 +11,20 @@ from api.http import json_response, query_flag, query_int
 from api.schemas import (
     AnalyticsResponse,
     CleanResponse,
+    EventDriftOut,
     MessageResponse,
     PopularEvent,
     QueueCounts,
     QueueDetailsResponse,
     QueueHealth,
     QueueStatsResponse,
+    ReconcileResponse,
     ShardStats,
     Utilization,
 )
 from engine.queue import Queue
 from persistence import queries
+from persistence.reconcile import EventDrift, Reconciler
 
 
 def _queue(request: web.Request) -> Queue:
@@ -108,3 +111,59 @@ async def analytics(request: web.Request) -> web.Response:
     ]
     total = await _queue(request).live_bookings()
     return json_response(AnalyticsResponse(total, popular, utilization))
+
+
+def _drift_out(d: EventDrift) -> EventDriftOut:
+    return EventDriftOut(
+        event_id=d.event_id,
+        name=d.name,
+        loaded=d.loaded,
+        redis={
+            "capacity": d.redis_capacity,
+            "available": d.redis_available,
+            "sold": d.redis_sold,
+            "held": d.redis_held,
+        },
+        postgres={"capacity": d.pg_capacity, "confirmedSeats": d.pg_confirmed_seats},
+        outbox_pending_seats=d.pending_seats,
+        expected_sold=d.expected_sold,
+        drift={
+            "sold": d.sold_drift,
+            "available": d.available_drift,
+            "capacity": d.capacity_drift,
+        },
+        user_drift=sum(1 for v in d.user_drift.values() if v),
+        drifted=d.drifted,
+    )
+
+
+async def _reconcile(request: web.Request, repair: bool) -> web.Response:
+    svc = services(request)
+    reconciler = Reconciler(svc.pool, svc.engine)
+    if repair:
+        report, repaired = await reconciler.repair_all()
+        watcher = svc.watcher
+        if await watcher.recovery.epoch() is None and watcher.expected is not None:
+            await watcher.recovery.set_epoch(watcher.expected)
+        await watcher.check_once()
+    else:
+        report, repaired = await reconciler.report(), []
+    body = ReconcileResponse(
+        events=[_drift_out(d) for d in report],
+        drifted=sum(1 for d in report if d.drifted),
+        repaired=[d.event_id for d in repaired],
+        epoch={"redis": await svc.watcher.recovery.epoch(), "postgres": svc.watcher.expected},
+    )
+    return json_response(body)
+
+
+async def reconcile_report(request: web.Request) -> web.Response:
+    """GET: the drift per event; `?repair=true` repairs it too."""
+    require_admin(request)
+    return await _reconcile(request, repair=query_flag(request, "repair"))
+
+
+async def reconcile_repair(request: web.Request) -> web.Response:
+    """POST: repair exactly the drifted events and rebuild missing inventory."""
+    require_admin(request)
+    return await _reconcile(request, repair=True)

@@ -1,0 +1,134 @@
+"""Redis-side primitives of reconciliation: consistent snapshots of an event, repairs applied
+as deltas, the booking sequence floor, restoring booking records, and the inventory epoch."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from engine.booking import Engine, guarded, parse_inventory, script_reply
+from engine.records import Inventory, Record, decode_record
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One event's counters and per-user seats, with every record of its shard not yet in
+    Postgres (outbox + in flight), all read in one MULTI so they agree with each other."""
+
+    event_id: int
+    inventory: Inventory | None
+    user_seats: dict[int, int]
+    pending: list[Record] = field(default_factory=list)
+
+
+class Recovery:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.redis = engine.redis
+        self.keys = engine.keys
+        self.scripts = engine.scripts
+
+    @property
+    def epoch_key(self) -> str:
+        return f"{self.keys.prefix}:epoch"
+
+    async def epoch(self) -> str | None:
+        value = await guarded(lambda: self.redis.get(self.epoch_key))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def set_epoch(self, epoch: str) -> None:
+        await guarded(lambda: self.redis.set(self.epoch_key, epoch))
+
+    @staticmethod
+    def new_epoch() -> str:
+        return secrets.token_hex(8)
+
+    async def snapshot(self, event_id: int) -> Snapshot:
+        ek = self.engine.keys.event(event_id)
+        sk = ek.shard_keys
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=True)  # one slot: a MULTI is atomic
+            pipe.hmget(ek.inventory, ["cap", "avail", "sold", "held", "mpu", "open"])
+            pipe.hgetall(ek.users)
+            pipe.lrange(sk.inflight, 0, -1)
+            pipe.lrange(sk.outbox, 0, -1)
+            return await pipe.execute()
+
+        inventory_row, users, inflight, outbox = await guarded(read)
+        pending = [r for r in _decode_many([*inflight, *outbox]) if r.event_id == event_id]
+        return Snapshot(
+            event_id,
+            parse_inventory(inventory_row),
+            {int(u): int(s) for u, s in users.items()},
+            pending,
+        )
+
+    async def snapshot_pending(self, shard: int) -> list[Record]:
+        """Every record of a shard not yet in Postgres (in flight, then waiting)."""
+        sk = self.keys.shard(shard)
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.lrange(sk.inflight, 0, -1)
+            pipe.lrange(sk.outbox, 0, -1)
+            return await pipe.execute()
+
+        inflight, outbox = await guarded(read)
+        return _decode_many([*inflight, *outbox])
+
+    async def repair(
+        self, event_id: int, sold_drift: int, capacity: int, user_drift: dict[int, int]
+    ) -> int:
+        """Correct a loaded event by the drift found against a snapshot; returns available."""
+        ek = self.keys.event(event_id)
+        pairs = [x for user, d in user_drift.items() if d for x in (user, d)]
+        reply = await guarded(
+            lambda: self.scripts.repair_event(
+                keys=[ek.inventory, ek.users], args=[sold_drift, capacity, *pairs]
+            )
+        )
+        return int(script_reply(reply)[1])
+
+    async def raise_sequence(self, shard: int, floor: int) -> int:
+        sk = self.keys.shard(shard)
+        return int(await guarded(lambda: self.scripts.raise_seq(keys=[sk.seq], args=[floor])))
+
+    async def restore_records(self, records: Iterable[Record]) -> None:
+        """Put confirmed records back in their shard's bookings hash (HSETNX: a newer
+        version already there wins), so status and cancel work after a rebuild."""
+        by_shard: dict[int, list[Record]] = {}
+        for record in records:
+            by_shard.setdefault(self.keys.shard_of_booking(record.id), []).append(record)
+
+        async def write(shard: int, chunk: list[Record]) -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            bookings = self.keys.shard(shard).bookings
+            for record in chunk:
+                pipe.hsetnx(bookings, str(record.id), msgspec.json.encode(record))
+            await pipe.execute()
+
+        for shard, shard_records in by_shard.items():
+            for i in range(0, len(shard_records), 1000):
+                await guarded(lambda s=shard, c=shard_records[i : i + 1000]: write(s, c))  # type: ignore[misc]
+
+    async def set_live_count(self, shard: int, count: int) -> None:
+        """The live-bookings counter of a shard, if the shard lost it."""
+        stats = self.keys.shard(shard).stats
+        await guarded(lambda: self.redis.hsetnx(stats, "bookings", count))
+
+
+def _decode_many(raws: Iterable[bytes]) -> list[Record]:
+    found = []
+    for raw in raws:
+        try:
+            found.append(decode_record(raw))
+        except ValueError:
+            continue  # poison: the persister will send it to dead letters
+    return found
