@@ -11,11 +11,12 @@ import asyncpg
 MIGRATION_LOCK_ID = 0x626F786F  # "boxo"
 
 
-async def create_pool(dsn: str, max_size: int = 10, **kwargs: Any) -> Any:
-    """A pool whose connections time out commands rather than hang on a stuck server."""
+async def create_pool(dsn: str, max_size: int = 10, min_size: int = 1, **kwargs: Any) -> Any:
+    """A pool whose connections time out commands rather than hang on a stuck server.
+    min_size=0 opens nothing up front, so a process can start while Postgres is down."""
     return await asyncpg.create_pool(
         dsn,
-        min_size=1,
+        min_size=min_size,
         max_size=max_size,
         command_timeout=10,
         timeout=5,

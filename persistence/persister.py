@@ -181,6 +181,10 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A server shutdown whose FATAL reaches a pooled connection just before asyncpg uses it
+    # again (e.g. the pool's reset on release, after a commit) raises this: "cannot switch to
+    # state 15; another operation (2) is in progress". The connection is dropped; retry.
+    asyncpg.InternalClientError,
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
 )

@@ -16,7 +16,7 @@ from persistence.writer import prepare_connection
 
 async def open_persister(config: Config) -> tuple[Persister, Any, Any]:
     redis = connect(config.redis_url)
-    pool = await create_pool(config.database_url, max_size=2, init=prepare_connection)
+    pool = await create_pool(config.database_url, max_size=2, min_size=0, init=prepare_connection)
     persister = Persister(
         redis,
         pool,
