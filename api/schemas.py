@@ -98,6 +98,7 @@ class EventOut(Body):
     status: str
     created_at: datetime
     updated_at: datetime
+    held: int | None = None
 
 
 class EventListResponse(Body):
@@ -148,6 +149,7 @@ class JobStatus(Body):
     timestamp: datetime
     result: JobResult
     persisted: bool
+    expires_at: datetime | None = None  # a hold's expiry (result.bookingStatus says HELD)
 
 
 class EventSummary(Body):
@@ -197,6 +199,7 @@ class ShardStats(Body):
     failed: int
     completed: int
     leased: bool
+    held: int = 0
 
 
 class QueueStatsResponse(Body):
@@ -206,6 +209,7 @@ class QueueStatsResponse(Body):
     paused: bool
     persisters: int
     shards: list[ShardStats]
+    held: int = 0
 
 
 class QueueDetailsResponse(Body):
@@ -232,6 +236,7 @@ class Utilization(Body):
     capacity: int
     booked: int
     utilization: str
+    held: int = 0
 
 
 class AnalyticsResponse(Body):
@@ -256,6 +261,8 @@ class EventDriftOut(Body):
     drift: dict[str, int]
     user_drift: int
     drifted: bool
+    expected_held: int = 0
+    held_drift: int = 0
 
 
 class ReconcileResponse(Body):
@@ -263,3 +270,26 @@ class ReconcileResponse(Body):
     drifted: int
     repaired: list[int]
     epoch: dict[str, str | None]
+
+
+# -- holds -------------------------------------------------------------------------------
+
+# The configured bound (BOXOFFICE_HOLD_TTL_MAX_SECONDS) is checked by the view.
+TtlSeconds = Annotated[int, Meta(ge=1, le=86_400)]
+
+
+class HoldRequest(Body):
+    seats: Seats = 1
+    ttl_seconds: TtlSeconds | None = None
+
+
+class HoldOut(Body):
+    hold_id: str
+    expires_at: datetime
+    seats: int
+    event_id: int
+    booking_id: int
+    status: str
+    status_endpoint: str
+    confirm_endpoint: str
+    replayed: bool = False

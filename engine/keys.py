@@ -10,6 +10,7 @@ touches one Redis Cluster slot.
     {p}:{sN}:dead                list  poison records with their reason
     {p}:{sN}:lease               str   persister lease token for the shard
     {p}:{sN}:stats               hash  flushed counter and friends
+    {p}:{sN}:holds               zset  hold (booking) id -> expiry, Redis ms
     {p}:{sN}:imp                 hash  event id -> impressions not yet flushed
     {p}:{sN}:imp:inflight        hash  impressions being flushed, with their batch id
     {p}:{sN}:idem:<user>:<key>   str   first answer to an Idempotency-Key
@@ -35,6 +36,7 @@ class ShardKeys:
     dead: str
     lease: str
     stats: str
+    holds: str
     impressions: str
     impressions_inflight: str
 
@@ -71,6 +73,7 @@ class KeySpace:
             dead=f"{tag}:dead",
             lease=f"{tag}:lease",
             stats=f"{tag}:stats",
+            holds=f"{tag}:holds",
             impressions=f"{tag}:imp",
             impressions_inflight=f"{tag}:imp:inflight",
         )

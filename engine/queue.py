@@ -25,6 +25,7 @@ class ShardDepth:
     completed: int
     leased: bool
     oldest_waiting_ms: int | None
+    held: int = 0  # seats held (two-phase bookings not yet confirmed), not queue items
 
 
 @dataclass(slots=True)
@@ -64,6 +65,7 @@ class Queue:
                 pipe.hget(sk.stats, "flushed")
                 pipe.exists(sk.lease)
                 pipe.lindex(sk.outbox, 0)
+                pipe.hget(sk.stats, "held")
             pipe.exists(self.keys.persister_paused)
             pipe.zcount(f"{self.keys.prefix}:persisters", int(time.time() * 1000) - 60_000, "+inf")
             pipe.time()
@@ -77,7 +79,9 @@ class Queue:
             now_ms=int(seconds) * 1000 + int(micros) // 1000,
         )
         for shard in range(self.keys.shard_count):
-            waiting, active, failed, flushed, leased, head = replies[shard * 6 : shard * 6 + 6]
+            waiting, active, failed, flushed, leased, head, held = replies[
+                shard * 7 : shard * 7 + 7
+            ]
             stats.shards.append(
                 ShardDepth(
                     shard,
@@ -87,6 +91,7 @@ class Queue:
                     int(flushed or 0),
                     bool(leased),
                     _record_time(head),
+                    int(held or 0),
                 )
             )
         return stats

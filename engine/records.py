@@ -6,14 +6,16 @@ from typing import Literal
 
 import msgspec
 
-Status = Literal["CONFIRMED", "CANCELLED"]
+Status = Literal["CONFIRMED", "CANCELLED", "HELD", "RELEASED", "EXPIRED"]
 
 
-class Record(msgspec.Struct, frozen=True):
+class Record(msgspec.Struct, frozen=True, omit_defaults=True):
     """One version of one booking, as the Lua scripts encode it (short keys keep Redis small).
 
     `v` grows by one on every change, so the persister can apply versions in any order.
-    Times are Redis server milliseconds since the epoch.
+    Times are Redis server milliseconds since the epoch: `t` when the seats were first taken
+    (booked, or held), `ut` this version. `x` is a hold's expiry (0, and left out of the JSON,
+    for a booking that never was a hold); it stays on every later version of the hold.
     """
 
     id: int
@@ -25,6 +27,7 @@ class Record(msgspec.Struct, frozen=True):
     j: str
     t: int
     ut: int
+    x: int = 0
 
     @property
     def booking_id(self) -> int:
@@ -61,6 +64,10 @@ class Record(msgspec.Struct, frozen=True):
     @property
     def updated_ms(self) -> int:
         return self.ut
+
+    @property
+    def expires_ms(self) -> int:
+        return self.x
 
 
 _decoder = msgspec.json.Decoder(Record)

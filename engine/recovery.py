@@ -17,12 +17,14 @@ from engine.records import Inventory, Record, decode_record
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """One event's counters and per-user seats, with every record of its shard not yet in
-    Postgres (outbox + in flight), all read in one MULTI so they agree with each other."""
+    Postgres (outbox + in flight), all read in one MULTI so they agree with each other, and
+    the Redis time of that MULTI."""
 
     event_id: int
     inventory: Inventory | None
     user_seats: dict[int, int]
     pending: list[Record] = field(default_factory=list)
+    now_ms: int = 0
 
 
 class Recovery:
@@ -59,15 +61,17 @@ class Recovery:
             pipe.hgetall(ek.users)
             pipe.lrange(sk.inflight, 0, -1)
             pipe.lrange(sk.outbox, 0, -1)
+            pipe.time()
             return await pipe.execute()
 
-        inventory_row, users, inflight, outbox = await guarded(read)
+        inventory_row, users, inflight, outbox, (seconds, micros) = await guarded(read)
         pending = [r for r in _decode_many([*inflight, *outbox]) if r.event_id == event_id]
         return Snapshot(
             event_id,
             parse_inventory(inventory_row),
             {int(u): int(s) for u, s in users.items()},
             pending,
+            int(seconds) * 1000 + int(micros) // 1000,
         )
 
     async def snapshot_pending(self, shard: int) -> list[Record]:
@@ -84,14 +88,19 @@ class Recovery:
         return _decode_many([*inflight, *outbox])
 
     async def repair(
-        self, event_id: int, sold_drift: int, capacity: int, user_drift: dict[int, int]
+        self,
+        event_id: int,
+        sold_drift: int,
+        capacity: int,
+        user_drift: dict[int, int],
+        held_drift: int = 0,
     ) -> int:
         """Correct a loaded event by the drift found against a snapshot; returns available."""
         ek = self.keys.event(event_id)
         pairs = [x for user, d in user_drift.items() if d for x in (user, d)]
         reply = await guarded(
             lambda: self.scripts.repair_event(
-                keys=[ek.inventory, ek.users], args=[sold_drift, capacity, *pairs]
+                keys=[ek.inventory, ek.users], args=[sold_drift, capacity, held_drift, *pairs]
             )
         )
         return int(script_reply(reply)[1])
@@ -101,27 +110,38 @@ class Recovery:
         return int(await guarded(lambda: self.scripts.raise_seq(keys=[sk.seq], args=[floor])))
 
     async def restore_records(self, records: Iterable[Record]) -> None:
-        """Put confirmed records back in their shard's bookings hash (HSETNX: a newer
-        version already there wins), so status and cancel work after a rebuild."""
+        """Put confirmed records and live holds back in their shard's bookings hash (HSETNX:
+        a newer version already there wins), so status, cancel and confirm work after a
+        rebuild; holds go back in the shard's expiries too (a stale entry is dropped by the
+        expirer, which changes only HELD records)."""
         by_shard: dict[int, list[Record]] = {}
         for record in records:
             by_shard.setdefault(self.keys.shard_of_booking(record.id), []).append(record)
 
         async def write(shard: int, chunk: list[Record]) -> None:
             pipe = self.redis.pipeline(transaction=False)
-            bookings = self.keys.shard(shard).bookings
+            sk = self.keys.shard(shard)
             for record in chunk:
-                pipe.hsetnx(bookings, str(record.id), msgspec.json.encode(record))
+                pipe.hsetnx(sk.bookings, str(record.id), msgspec.json.encode(record))
+                if record.status == "HELD":
+                    pipe.zadd(sk.holds, {str(record.id): record.expires_ms})
             await pipe.execute()
 
         for shard, shard_records in by_shard.items():
             for i in range(0, len(shard_records), 1000):
                 await guarded(lambda s=shard, c=shard_records[i : i + 1000]: write(s, c))  # type: ignore[misc]
 
-    async def set_live_count(self, shard: int, count: int) -> None:
-        """The live-bookings counter of a shard, if the shard lost it."""
+    async def set_live_count(self, shard: int, count: int, held: int = 0) -> None:
+        """The live-bookings and held-seats counters of a shard, if the shard lost them."""
         stats = self.keys.shard(shard).stats
-        await guarded(lambda: self.redis.hsetnx(stats, "bookings", count))
+
+        async def write() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hsetnx(stats, "bookings", count)
+            pipe.hsetnx(stats, "held", held)
+            await pipe.execute()
+
+        await guarded(write)
 
 
 def _decode_many(raws: Iterable[bytes]) -> list[Record]:

@@ -24,6 +24,9 @@ SCRIPT_NAMES = (
     "take_impressions",
     "repair_event",
     "raise_seq",
+    "hold",
+    "confirm",
+    "release",
 )
 
 
@@ -55,6 +58,9 @@ class Scripts:
         )
         self.repair_event: AsyncScript = redis.register_script(script_source("repair_event"))
         self.raise_seq: AsyncScript = redis.register_script(script_source("raise_seq"))
+        self.hold: AsyncScript = redis.register_script(script_source("hold"))
+        self.confirm: AsyncScript = redis.register_script(script_source("confirm"))
+        self.release: AsyncScript = redis.register_script(script_source("release"))
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, name) for name in SCRIPT_NAMES]

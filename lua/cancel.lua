@@ -17,6 +17,7 @@ if not raw then return {"err", "BOOKING_NOT_FOUND", 0} end
 local r = cjson.decode(raw)
 if r.e ~= event_id then return {"err", "BOOKING_NOT_FOUND", 0} end
 if ARGV[4] ~= "1" and r.u ~= actor then return {"err", "FORBIDDEN", 0} end
+if r.st == "HELD" then return {"err", "HOLD_NOT_CONFIRMED", 0} end  -- release.lua lets go
 if r.st ~= "CONFIRMED" then return {"err", "ALREADY_CANCELLED", 0} end
 if redis.call("EXISTS", KEYS[1]) == 0 then return {"err", "EVENT_NOT_LOADED", 0} end
 
@@ -27,9 +28,10 @@ redis.call("HINCRBY", KEYS[1], "sold", -r.s)
 local left = redis.call("HINCRBY", KEYS[2], tostring(r.u), -r.s)
 if left <= 0 then redis.call("HDEL", KEYS[2], tostring(r.u)) end
 
+local expiry = r.x and string.format(',"x":%d', r.x) or ""  -- a confirmed hold keeps it
 local record = string.format(
-  '{"id":%d,"e":%d,"u":%d,"s":%d,"st":"CANCELLED","v":%d,"j":"%s","t":%d,"ut":%d}',
-  r.id, r.e, r.u, r.s, r.v + 1, r.j, r.t, ms)
+  '{"id":%d,"e":%d,"u":%d,"s":%d,"st":"CANCELLED","v":%d,"j":"%s","t":%d,"ut":%d%s}',
+  r.id, r.e, r.u, r.s, r.v + 1, r.j, r.t, ms, expiry)
 redis.call("HSET", KEYS[3], ARGV[1], record)
 redis.call("RPUSH", KEYS[4], record)
 redis.call("HINCRBY", KEYS[5], "bookings", -1)

@@ -19,3 +19,6 @@ DEAD = Counter("boxoffice_persister_dead_letters_total", "Poison records sent to
 STORE_DOWN = Counter(
     "boxoffice_persister_store_outages_total", "Times Postgres or Redis became unavailable"
 )
+HOLDS_EXPIRED = Counter(
+    "boxoffice_holds_expired_total", "Lapsed holds returned to stock by this process"
+)

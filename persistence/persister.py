@@ -22,10 +22,12 @@ import structlog
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from engine.errors import EngineUnavailable
 from engine.keys import KeySpace
 from engine.records import Record, decode_record
 from engine.scripts import Scripts
 from persistence import metrics
+from persistence.expirer import Expirer
 from persistence.impressions import apply_deltas, parse_reply
 from persistence.leases import LeaseManager
 from persistence.writer import write_batch
@@ -57,6 +59,7 @@ class Persister:
         self.token = secrets.token_hex(8)
         self.leases = LeaseManager(redis, keys, self.scripts, self.token, lease_ttl_ms)
         self.renew_every_s = lease_ttl_ms / 4000
+        self.expirer = Expirer(redis, keys, batch_size)
         self.flushed = 0
         self._postgres_down = False
 
@@ -117,6 +120,8 @@ class Persister:
         total = 0
         try:
             for shard in sorted(await self.leases.take_all()):
+                while await self.expirer.expire_shards([shard]):
+                    pass
                 while True:
                     handled = await self.flush_shard(shard)
                     total += handled
@@ -139,7 +144,9 @@ class Persister:
                     if now >= next_renew:
                         await self.leases.rebalance()
                         next_renew = now + self.renew_every_s
-                    handled = 0 if await self.paused() else await self._flush_owned(stop)
+                    # Lapsed holds go back to stock even while persisting is paused.
+                    handled = await self.expirer.expire_shards(sorted(self.leases.held))
+                    handled += 0 if await self.paused() else await self._flush_owned(stop)
                     self._set_postgres_down(False)
                     backoff.reset()
                 except LeaseLost as lost:
@@ -187,6 +194,7 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
+    EngineUnavailable,  # the same, as the engine's hold scripts report it
 )
 
 

@@ -151,7 +151,7 @@ async def persisted_version(pool: Any, booking_id: int) -> int | None:
 async def booking_by_job(pool: Any, job_id: str) -> Row | None:
     return await pool.fetchrow(
         "SELECT id, user_id, event_id, seats, status, version, job_id, created_at, confirmed_at,"
-        " updated_at FROM bookings WHERE job_id = $1",
+        " updated_at, expires_at FROM bookings WHERE job_id = $1",
         job_id,
     )
 

@@ -1,10 +1,12 @@
 """Reconciliation: Redis (live inventory) against Postgres (the system of record).
 
 The truth for an event is Postgres's bookings overlaid with the records still on their way
-(outbox and in flight), latest version winning. Redis is read first, in one MULTI, then
-Postgres: a record flushed in between is seen in both and merged, and a booking made after
-the snapshot is in neither, so the drift found is exact. Repairs are applied as deltas, so
-bookings go on while they run."""
+(outbox and in flight), latest version winning: CONFIRMED seats are sold, HELD seats are held,
+and both count for their user. Redis is read first, in one MULTI, then Postgres: a record
+flushed in between is seen in both and merged, a booking made after the snapshot is in
+neither, and a booking changed after it (a cancel, a hold confirmed, released or expired) is
+taken back to the version it had at the snapshot, so the drift found is exact. Repairs are
+applied as deltas, so bookings go on while they run."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from engine.booking import Engine, EventSpec
 from engine.errors import Code, EngineError
@@ -22,7 +26,8 @@ from engine.recovery import Recovery, Snapshot
 EPOCH_KEY = "redis_epoch"
 
 _BOOKINGS_OF_EVENT = """
-SELECT id, user_id, event_id, seats, status, version, job_id, confirmed_at, updated_at
+SELECT id, user_id, event_id, seats, status, version, job_id, confirmed_at, updated_at,
+       expires_at
 FROM bookings WHERE event_id = $1
 """
 
@@ -50,12 +55,16 @@ class EventDrift:
     max_per_user: int = 1
     venue: str = ""
     time: str = ""
+    expected_held: int = 0
+    held_drift: int = 0
+    holds: list[Record] = field(default_factory=list, repr=False)
 
     @property
     def drifted(self) -> bool:
         return (
             not self.loaded
             or self.sold_drift != 0
+            or self.held_drift != 0
             or self.available_drift != 0
             or self.capacity_drift != 0
             or any(self.user_drift.values())
@@ -73,7 +82,25 @@ def record_of_row(row: Any) -> Record:
         j=row["job_id"],
         t=int(row["confirmed_at"].timestamp() * 1000),
         ut=int(row["updated_at"].timestamp() * 1000),
+        x=0 if row["expires_at"] is None else int(row["expires_at"].timestamp() * 1000),
     )
+
+
+# The status a booking had before its last change.
+_BEFORE = {"CANCELLED": "CONFIRMED", "CONFIRMED": "HELD", "RELEASED": "HELD", "EXPIRED": "HELD"}
+
+
+def as_of(record: Record, moment_ms: int) -> Record | None:
+    """The version a persisted record had at `moment_ms` (the snapshot's Redis time), when it
+    changed at most once since: made after it, it did not exist; changed after it, it was in
+    the state before. (Two changes of one booking between the snapshot and the Postgres read,
+    a few milliseconds, are not undone.)"""
+    if not moment_ms or record.updated_ms <= moment_ms:
+        return record
+    before = _BEFORE.get(record.status)
+    if record.version == 1 or before is None:
+        return None
+    return msgspec.structs.replace(record, st=before, v=record.version - 1)
 
 
 def merge(persisted: Iterable[Record], pending: Iterable[Record]) -> dict[int, Record]:
@@ -94,13 +121,15 @@ def seats_by_user(records: Iterable[Record]) -> dict[int, int]:
 
 
 def _drift(event: Any, snap: Snapshot, persisted: list[Record]) -> EventDrift:
-    latest = merge(persisted, snap.pending)
+    at_snapshot = [r for r in (as_of(p, snap.now_ms) for p in persisted) if r is not None]
+    latest = merge(at_snapshot, snap.pending)
     confirmed = [r for r in latest.values() if r.status == "CONFIRMED"]
+    holds = [r for r in latest.values() if r.status == "HELD"]
     expected = sum(r.seats for r in confirmed)
+    held = sum(r.seats for r in holds)
     pg_confirmed = sum(r.seats for r in persisted if r.status == "CONFIRMED")
-    truth_users = seats_by_user(confirmed)
+    truth_users = seats_by_user([*confirmed, *holds])
     inv = snap.inventory
-    held = inv.held if inv else 0
     capacity = int(event["capacity"])
     drift = EventDrift(
         event_id=int(event["id"]),
@@ -123,6 +152,9 @@ def _drift(event: Any, snap: Snapshot, persisted: list[Record]) -> EventDrift:
         max_per_user=int(event["max_per_user"]),
         venue=str(event["venue"]),
         time=event["time"].isoformat(),
+        expected_held=held,
+        held_drift=(inv.held - held) if inv else 0,
+        holds=holds,
     )
     if inv is not None:
         users = set(truth_users) | set(snap.user_seats)
@@ -172,10 +204,14 @@ class Reconciler:
         someone else meanwhile) and nothing was done."""
         if drift.loaded:
             await self.recovery.repair(
-                drift.event_id, drift.sold_drift, drift.pg_capacity, drift.user_drift
+                drift.event_id,
+                drift.sold_drift,
+                drift.pg_capacity,
+                drift.user_drift,
+                drift.held_drift,
             )
             return True
-        await self.recovery.restore_records(drift.confirmed)
+        await self.recovery.restore_records([*drift.confirmed, *drift.holds])
         spec = EventSpec(
             event_id=drift.event_id,
             capacity=drift.pg_capacity,
@@ -184,6 +220,7 @@ class Reconciler:
             venue=drift.venue,
             time=drift.time,
             sold=drift.expected_sold,
+            held=drift.expected_held,
             open=drift.open,
             user_seats=drift.truth_users,
         )
@@ -216,12 +253,14 @@ class Reconciler:
         await self.raise_sequences()
         rebuilt = []
         live: dict[int, int] = defaultdict(int)
+        held: dict[int, int] = defaultdict(int)
         for drift in await self.report(progress=progress):
             if not drift.loaded and await self.repair(drift):
                 rebuilt.append(drift)
                 live[self.keys.shard_of_event(drift.event_id)] += len(drift.confirmed)
+                held[self.keys.shard_of_event(drift.event_id)] += drift.expected_held
         for shard, count in live.items():
-            await self.recovery.set_live_count(shard, count)
+            await self.recovery.set_live_count(shard, count, held[shard])
         return rebuilt
 
     async def repair_all(

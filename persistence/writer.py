@@ -22,24 +22,25 @@ _COLUMNS = [
     "job_id",
     "confirmed_at",
     "updated_at",
+    "expires_at",
 ]
 
 CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} (
     id BIGINT, user_id BIGINT, event_id BIGINT, seats INTEGER, status TEXT, version INTEGER,
-    job_id TEXT, confirmed_at TIMESTAMPTZ, updated_at TIMESTAMPTZ
+    job_id TEXT, confirmed_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, expires_at TIMESTAMPTZ
 ) ON COMMIT DELETE ROWS
 """
 
 UPSERT = f"""
 INSERT INTO bookings (id, user_id, event_id, seats, status, version, job_id,
-                      created_at, confirmed_at, updated_at, persisted_at)
+                      created_at, confirmed_at, updated_at, expires_at, persisted_at)
 SELECT id, user_id, event_id, seats, status, version, job_id,
-       confirmed_at, confirmed_at, updated_at, now()
+       confirmed_at, confirmed_at, updated_at, expires_at, now()
 FROM {STAGE_TABLE}
 ON CONFLICT (id) DO UPDATE
 SET seats = EXCLUDED.seats, status = EXCLUDED.status, version = EXCLUDED.version,
-    updated_at = EXCLUDED.updated_at, persisted_at = now()
+    updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at, persisted_at = now()
 WHERE bookings.version < EXCLUDED.version
 """
 
@@ -76,6 +77,7 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.job_id,
         _ts(record.confirmed_ms),
         _ts(record.updated_ms),
+        _ts(record.expires_ms) if record.expires_ms else None,
     )
 
 

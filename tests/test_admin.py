@@ -132,6 +132,7 @@ async def test_analytics_in_the_original_shape(client, accounts, persister):
         "capacity": 4,
         "booked": 3,
         "utilization": "75.00%",
+        "held": 0,
     }
     assert by_id[quiet]["utilization"] == "0.00%"
 

@@ -48,7 +48,7 @@ async def queue_stats(request: web.Request) -> web.Response:
     healthy = stats.stalled == 0 and (stats.persisters > 0 or counts.waiting == 0)
     status = "paused" if stats.paused else ("healthy" if healthy else "unhealthy")
     shards = [
-        ShardStats(s.shard, s.waiting, s.active, s.failed, s.completed, s.leased)
+        ShardStats(s.shard, s.waiting, s.active, s.failed, s.completed, s.leased, s.held)
         for s in stats.shards
     ]
     body = QueueStatsResponse(
@@ -58,6 +58,7 @@ async def queue_stats(request: web.Request) -> web.Response:
         paused=stats.paused,
         persisters=stats.persisters,
         shards=shards,
+        held=stats.total("held"),
     )
     return json_response(body)
 
@@ -101,9 +102,10 @@ async def analytics(request: web.Request) -> web.Response:
         inventory = inventories[event["id"]]
         capacity = event["capacity"] if inventory is None else inventory.capacity
         booked = 0 if inventory is None else inventory.sold
+        held = 0 if inventory is None else inventory.held
         share = 100 * booked / capacity if capacity else 0.0
         utilization.append(
-            Utilization(event["id"], event["name"], capacity, booked, f"{share:.2f}%")
+            Utilization(event["id"], event["name"], capacity, booked, f"{share:.2f}%", held)
         )
     popular = [
         PopularEvent(r["id"], r["name"], r["impressions"])
@@ -134,6 +136,8 @@ def _drift_out(d: EventDrift) -> EventDriftOut:
         },
         user_drift=sum(1 for v in d.user_drift.values() if v),
         drifted=d.drifted,
+        expected_held=d.expected_held,
+        held_drift=d.held_drift,
     )
 
 

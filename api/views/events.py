@@ -23,6 +23,7 @@ from api.schemas import (
 )
 from engine.booking import EventSpec
 from engine.errors import Code, EngineError
+from engine.holds import Holds
 from engine.records import Inventory
 from persistence import queries
 
@@ -48,6 +49,7 @@ def event_out(row: Any, inventory: Inventory | None = None, pending_views: int =
         status=row["status"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        held=None if inventory is None else inventory.held,
     )
 
 
@@ -93,7 +95,8 @@ async def list_events(request: web.Request) -> web.Response:
     data = [
         msgspec.structs.replace(
             e,
-            available=None if inventories[e.id] is None else inventories[e.id].available,  # type: ignore[union-attr]
+            available=None if (inv := inventories[e.id]) is None else inv.available,
+            held=None if inv is None else inv.held,
             impressions=e.impressions + pending[e.id],
         )
         for e in cached.events
@@ -157,6 +160,17 @@ async def update_event(request: web.Request) -> web.Response:
     return json_response(event_out(row, inventory))
 
 
+async def _release_holds(svc: Services, event_id: int, admin_id: int) -> None:
+    """A forced delete lets go of live holds too (closed, the event refuses confirms)."""
+    holds = Holds(svc.engine)
+    for record in await svc.engine.live_bookings(event_id, "HELD"):
+        try:
+            await holds.release(record.job_id, admin_id, is_admin=True)
+        except EngineError as exc:  # lapsed (the expirer returns it), or let go meanwhile
+            if exc.code not in (Code.HOLD_EXPIRED, Code.ALREADY_RELEASED, Code.NOT_HELD):
+                raise
+
+
 async def delete_event(request: web.Request) -> web.Response:
     principal = require_admin(request)
     event_id = path_id(request)
@@ -178,6 +192,7 @@ async def delete_event(request: web.Request) -> web.Response:
                 except EngineError as exc:  # its owner cancelled it a moment ago
                     if exc.code is not Code.ALREADY_CANCELLED:
                         raise
+            await _release_holds(svc, event_id, principal.id)
         await queries.delete_event(conn, event_id)
     await invalidate_listing(svc)
     message = "Event deleted" if not cancelled else f"Event deleted; {cancelled} bookings cancelled"

@@ -1,0 +1,93 @@
+"""Holds (two-phase booking): hold seats for a while (one Lua call decides), confirm them
+(answered like a booking), or release them early. Lapsed holds are returned by the expirer
+in the persister process."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from api.auth import authenticate
+from api.context import services
+from api.errors import bad_request
+from api.http import json_response, path_id, read_body
+from api.metrics import BOOKINGS
+from api.schemas import BookAccepted, HoldOut, HoldRequest, MessageResponse
+from api.views.bookings import booking_out, idempotency_key_of, not_loaded_error
+from engine.errors import Code, EngineError
+from engine.holds import Holds
+from engine.records import Record
+
+
+def _ts(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def hold_out(record: Record, replayed: bool = False) -> HoldOut:
+    return HoldOut(
+        hold_id=record.job_id,
+        expires_at=_ts(record.expires_ms),
+        seats=record.seats,
+        event_id=record.event_id,
+        booking_id=record.id,
+        status=record.status,
+        status_endpoint=f"/api/bookings/status/{record.job_id}",
+        confirm_endpoint=f"/api/bookings/holds/{record.job_id}/confirm",
+        replayed=replayed,
+    )
+
+
+async def hold(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    event_id = path_id(request)
+    body = await read_body(request, HoldRequest, optional=True)
+    idempotency_key = idempotency_key_of(request)
+    svc = services(request)
+    # A hold takes seats like a booking: it shares the per-user booking limit.
+    await svc.limits.hit(svc.limits.book_user, "book-user", str(principal.id))
+    longest = svc.config.hold_ttl_max_seconds
+    ttl = svc.config.hold_ttl_seconds if body.ttl_seconds is None else body.ttl_seconds
+    if ttl > longest:
+        raise bad_request(f"ttlSeconds must be 1..{longest}", "INVALID_TTL", max=longest)
+    try:
+        result = await Holds(svc.engine).hold(
+            event_id, principal.id, body.seats, ttl * 1000, longest * 1000, idempotency_key
+        )
+    except EngineError as exc:
+        BOOKINGS.labels(f"HOLD_{exc.code.value}").inc()
+        if exc.code is Code.EVENT_NOT_LOADED:
+            raise await not_loaded_error(svc, event_id) from None
+        raise
+    if result.record.user_id != principal.id:  # an idempotency key is per user
+        raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
+    BOOKINGS.labels("HOLD_REPLAYED" if result.replayed else "HELD").inc()
+    return json_response(hold_out(result.record, result.replayed), status=201)
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """The same 202 answer as a booking; a second confirm replays it (`replayed: true`)."""
+    principal = authenticate(request)
+    hold_id = request.match_info.get("hold_id", "")
+    result = await Holds(services(request).engine).confirm(hold_id, principal.id)
+    record = result.record
+    BOOKINGS.labels("HOLD_REPLAYED" if result.replayed else "HOLD_CONFIRMED").inc()
+    accepted = BookAccepted(
+        message="Booking confirmed",
+        job_id=record.job_id,
+        queue_position=0,
+        estimated_wait_time=0,
+        status_endpoint=f"/api/bookings/status/{record.job_id}",
+        status="completed",
+        booking=booking_out(record),
+        replayed=result.replayed,
+    )
+    return json_response(accepted, status=202)
+
+
+async def release(request: web.Request) -> web.Response:
+    """Seats back to stock at once. A second release changes nothing: 409 ALREADY_RELEASED."""
+    principal = authenticate(request)
+    hold_id = request.match_info.get("hold_id", "")
+    await Holds(services(request).engine).release(hold_id, principal.id)
+    return json_response(MessageResponse("Hold released"))

@@ -1,0 +1,176 @@
+"""Two-phase booking: hold seats for a while, then confirm them, release them, or let them
+lapse. A hold is a booking record with status HELD and an expiry (`x`); each step is one Lua
+call, and only a HELD record changes, so a hold ends CONFIRMED, RELEASED or EXPIRED exactly once.
+Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.booking import Engine, guarded, script_reply
+from engine.errors import Code, EngineError
+from engine.keys import SHARD_SPACE, EventKeys
+from engine.records import Record, decode_record
+
+# A hold id is the hold's jobId, `<booking id>-<96 random bits>`: unguessable.
+HOLD_ID = re.compile(r"^([0-9]{1,16})-([0-9a-f]{24})$")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResult:
+    record: Record
+    replayed: bool
+
+
+class Holds:
+    """Hold operations over an Engine's Redis client, key space and scripts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.redis = engine.redis
+        self.keys = engine.keys
+        self.scripts = engine.scripts
+
+    async def hold(
+        self,
+        event_id: int,
+        user_id: int,
+        seats: int,
+        ttl_ms: int,
+        max_ttl_ms: int,
+        idempotency_key: str | None = None,
+    ) -> HoldResult:
+        ek = self.keys.event(event_id)
+        sk = ek.shard_keys
+        idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
+        reply = await guarded(
+            lambda: self.scripts.hold(
+                keys=[
+                    ek.inventory,
+                    ek.users,
+                    sk.bookings,
+                    sk.outbox,
+                    sk.seq,
+                    idem_key,
+                    sk.stats,
+                    sk.holds,
+                ],
+                args=[
+                    event_id,
+                    user_id,
+                    seats,
+                    ek.shard,
+                    secrets.token_hex(12),
+                    idempotency_key or "",
+                    self.engine.idempotency_ttl,
+                    SHARD_SPACE,
+                    ttl_ms,
+                    max_ttl_ms,
+                ],
+            )
+        )
+        ok = script_reply(reply)
+        record = decode_record(ok[1])
+        if record.event_id != event_id or record.expires_ms == 0:  # or a booking's key
+            raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
+        if not ok[2]:
+            await self.engine.settle(record)
+        return HoldResult(record, bool(ok[2]))
+
+    async def confirm(self, hold_id: str, actor_id: int) -> HoldResult:
+        """HELD -> CONFIRMED if not lapsed; a second confirm replays the confirmed record."""
+        record = await self.find(hold_id)
+        ek = self.keys.event(record.event_id)
+        sk = ek.shard_keys
+        reply = await guarded(
+            lambda: self.scripts.confirm(
+                keys=[ek.inventory, sk.bookings, sk.outbox, sk.stats, sk.holds],
+                args=[record.id, record.event_id, actor_id, hold_id],
+            )
+        )
+        ok = script_reply(reply)
+        confirmed = decode_record(ok[1])
+        if not ok[2]:
+            await self.engine.settle(confirmed)
+        return HoldResult(confirmed, bool(ok[2]))
+
+    async def release(self, hold_id: str, actor_id: int, is_admin: bool = False) -> Record:
+        """HELD -> RELEASED before the expiry; a second release is ALREADY_RELEASED."""
+        record = await self.find(hold_id)
+        reply = await guarded(
+            lambda: self._release(record, "RELEASED", actor_id, is_admin, hold_id)
+        )
+        released = decode_record(script_reply(reply)[1])
+        await self.engine.settle(released)
+        return released
+
+    async def expire(self, record: Record) -> Record | None:
+        """HELD -> EXPIRED if the expiry passed by Redis time; None when nothing changed."""
+        reply = await guarded(lambda: self._release(record, "EXPIRED", 0, False, ""))
+        raw = script_reply(reply)[1]
+        return decode_record(raw) if raw else None
+
+    async def find(self, hold_id: str) -> Record:
+        """The live record of a hold, by its unguessable id."""
+        match = HOLD_ID.match(hold_id)
+        record = None if match is None else await self.engine.get_booking(int(match.group(1)))
+        if record is None or not record.expires_ms:
+            raise EngineError(Code.HOLD_NOT_FOUND)
+        if not secrets.compare_digest(record.job_id, hold_id):
+            raise EngineError(Code.HOLD_NOT_FOUND)
+        return record
+
+    async def due(self, shards: Sequence[int], limit: int = 1000) -> dict[int, list[bytes]]:
+        """Up to `limit` lapsed holds (by Redis time) of each shard that has any: two round
+        trips however many shards are asked."""
+
+        async def read() -> dict[int, list[bytes]]:
+            seconds, micros = await self.redis.time()
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in shards:
+                pipe.zrangebyscore(self.keys.shard(shard).holds, "-inf", now_ms, 0, limit)
+            replies = await pipe.execute()
+            return {shard: ids for shard, ids in zip(shards, replies, strict=True) if ids}
+
+        return await guarded(read) if shards else {}
+
+    async def expire_ids(self, shard: int, ids: Sequence[bytes]) -> int:
+        """Expire these holds of one shard in one pipelined round trip, each its own atomic
+        script call (a no-op unless still HELD and lapsed). Returns how many expired."""
+        sk = self.keys.shard(shard)
+
+        async def run() -> int:
+            raws: list[Any] = await self.redis.hmget(sk.bookings, list(ids))
+            pipe = self.redis.pipeline(transaction=False)
+            for member, raw in zip(ids, raws, strict=True):
+                if raw is None:
+                    pipe.zrem(sk.holds, member)  # a record that is gone cannot be held
+                else:
+                    await self._release(decode_record(raw), "EXPIRED", 0, False, "", pipe)
+            replies = await pipe.execute()
+            return sum(1 for r in replies if isinstance(r, list) and r[0] == b"ok" and r[1])
+
+        return await guarded(run) if ids else 0
+
+    def _release(
+        self,
+        record: Record,
+        mode: str,
+        actor_id: int,
+        is_admin: bool,
+        hold_id: str,
+        client: Any = None,
+    ) -> Any:
+        """The release.lua call (a coroutine; queued, not sent, when `client` is a pipeline)."""
+        ek: EventKeys = self.keys.event(record.event_id)
+        sk = ek.shard_keys
+        return self.scripts.release(
+            keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.holds],
+            args=[record.id, record.event_id, mode, actor_id, "1" if is_admin else "0", hold_id],
+            client=client,
+        )

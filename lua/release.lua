@@ -1,0 +1,56 @@
+-- release.lua: give a live hold's seats back to stock (held -> avail, the user's count down),
+-- drop it from the expiries and append the new version to the outbox, in one atomic step.
+-- Only a HELD record changes, so each hold is released or expired at most once. Two modes:
+--   RELEASED  the owner (or an admin) lets go early; refused once the hold has lapsed.
+--   EXPIRED   the expirer; changes nothing unless the hold is still HELD and lapsed by Redis
+--             time, so a confirm that won the race, or a second expirer, is left alone.
+-- KEYS[1] inventory {p}:{sN}:ev:<event>   KEYS[2] users {p}:{sN}:ev:<event>:users
+-- KEYS[3] bookings  {p}:{sN}:bookings     KEYS[4] outbox {p}:{sN}:outbox
+-- KEYS[5] stats     {p}:{sN}:stats        KEYS[6] holds  {p}:{sN}:holds (zset: id -> expiry)
+-- ARGV[1] booking id   ARGV[2] event id   ARGV[3] mode "RELEASED" | "EXPIRED"
+-- ARGV[4] acting user id (0 for the expirer)   ARGV[5] "1" if admin
+-- ARGV[6] hold id (jobId form; "" for the expirer)
+-- Replies: {"ok", record} | {"ok", ""} (EXPIRED mode: nothing due) | {"err", CODE, detail}
+local booking_id = tonumber(ARGV[1])
+local event_id = tonumber(ARGV[2])
+local mode = ARGV[3]
+local actor = tonumber(ARGV[4])
+if not (booking_id and event_id and actor) or (mode ~= "RELEASED" and mode ~= "EXPIRED") then
+  return {"err", "INVALID_INPUT", 0}
+end
+
+local raw = redis.call("HGET", KEYS[3], ARGV[1])
+local r = raw and cjson.decode(raw)
+local now = redis.call("TIME")
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if mode == "EXPIRED" then
+  if not r or r.e ~= event_id or r.st ~= "HELD" then
+    redis.call("ZREM", KEYS[6], ARGV[1])  -- confirmed, released or gone: not due any more
+    return {"ok", ""}
+  end
+  if ms < r.x then return {"ok", ""} end
+else
+  if not r or r.e ~= event_id or r.j ~= ARGV[6] or not r.x then
+    return {"err", "HOLD_NOT_FOUND", 0}
+  end
+  if ARGV[5] ~= "1" and r.u ~= actor then return {"err", "FORBIDDEN", 0} end
+  if r.st == "RELEASED" then return {"err", "ALREADY_RELEASED", 0} end
+  if r.st == "EXPIRED" or (r.st == "HELD" and ms >= r.x) then
+    return {"err", "HOLD_EXPIRED", r.x}
+  end
+  if r.st ~= "HELD" then return {"err", "NOT_HELD", 0} end
+end
+if redis.call("EXISTS", KEYS[1]) == 0 then return {"err", "EVENT_NOT_LOADED", 0} end
+
+redis.call("HINCRBY", KEYS[1], "held", -r.s)
+redis.call("HINCRBY", KEYS[1], "avail", r.s)
+local left = redis.call("HINCRBY", KEYS[2], tostring(r.u), -r.s)
+if left <= 0 then redis.call("HDEL", KEYS[2], tostring(r.u)) end
+redis.call("ZREM", KEYS[6], ARGV[1])
+local record = string.format(
+  '{"id":%d,"e":%d,"u":%d,"s":%d,"st":"%s","v":%d,"j":"%s","t":%d,"ut":%d,"x":%d}',
+  r.id, r.e, r.u, r.s, mode, r.v + 1, r.j, r.t, ms, r.x)
+redis.call("HSET", KEYS[3], ARGV[1], record)
+redis.call("RPUSH", KEYS[4], record)
+redis.call("HINCRBY", KEYS[5], "held", -r.s)
+return {"ok", record}
