@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp_cors
 from aiohttp import web
 
 from api.context import CONFIG, SERVICES, Services
 from api.middleware import request_context
 from api.passwords import Passwords
+from api.ratelimit import RateLimits
 from api.routes import setup_routes
 from api.tokens import Tokens
 from api.watch import InventoryWatcher
 from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
+from engine.metrics import observe_query
 from engine.redis_client import check_eviction_policy, connect
 from persistence.db import create_pool, migrate
 from persistence.writer import prepare_connection
@@ -24,9 +28,13 @@ from persistence.writer import prepare_connection
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Open Redis and Postgres, check them, migrate; close both on shutdown."""
     config = app[CONFIG]
-    redis = connect(config.redis_url)
+    redis = connect(config.redis_url, timeout=config.redis_timeout_ms / 1000)
+    limits = RateLimits(config)
     pool = await create_pool(
-        config.database_url, max_size=config.db_pool_size, init=prepare_connection
+        config.database_url,
+        max_size=config.db_pool_size,
+        init=_prepare_api_connection,
+        command_timeout=config.db_timeout_ms / 1000,
     )
     stop = asyncio.Event()
     watching: asyncio.Task[None] | None = None
@@ -47,6 +55,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             pool=pool,
             engine=engine,
             watcher=watcher,
+            limits=limits,
             keys=keys,
             passwords=Passwords(
                 config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
@@ -62,9 +71,29 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
+async def _prepare_api_connection(conn: Any) -> None:
+    await prepare_connection(conn)
+    conn.add_query_logger(observe_query)
+
+
 def init_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[request_context], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)
     setup_routes(app)
+    setup_cors(app, config.cors_origins)
     return app
+
+
+def setup_cors(app: web.Application, origins_setting: str) -> None:
+    """CORS by aiohttp-cors; the original allowed every origin, which stays the default."""
+    origins = [o.strip() for o in origins_setting.split(",") if o.strip()]
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        allow_credentials=False, expose_headers="*", allow_headers="*", allow_methods="*"
+    )
+    cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
+    for route in list(app.router.routes()):
+        if not isinstance(route.resource, web.StaticResource):
+            cors.add(route)

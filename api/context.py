@@ -9,6 +9,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from api.passwords import Passwords
+from api.ratelimit import RateLimits
 from api.tokens import Tokens
 from api.watch import InventoryWatcher
 from engine.booking import Engine
@@ -26,6 +27,7 @@ class Services:
     passwords: Passwords
     tokens: Tokens
     watcher: InventoryWatcher
+    limits: RateLimits
 
 
 CONFIG = web.AppKey("config", Config)

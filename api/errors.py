@@ -13,13 +13,19 @@ class ApiError(Exception):
     """Raise from a view; the middleware renders it in the error shape."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
 
 
 # Engine code -> (status, the original's message where it had one)
@@ -37,6 +43,12 @@ ENGINE_ERRORS: dict[Code, tuple[int, str]] = {
     Code.HAS_BOOKINGS: (409, "Event has live bookings; use ?force=true to cancel them"),
     Code.IDEMPOTENCY_KEY_REUSED: (422, "Idempotency-Key was used for another request"),
     Code.LEASE_LOST: (503, "Lease lost"),
+    Code.INVALID_TTL: (400, "ttlSeconds is outside the allowed range"),
+    Code.HOLD_NOT_FOUND: (404, "Hold not found"),
+    Code.HOLD_EXPIRED: (409, "Hold has expired"),
+    Code.ALREADY_RELEASED: (409, "Hold already released"),
+    Code.NOT_HELD: (409, "Hold is no longer held"),
+    Code.HOLD_NOT_CONFIRMED: (409, "This is a hold: confirm or release it"),
 }
 
 # The public names of a few engine codes differ from the engine's internal ones.

@@ -28,7 +28,9 @@ _HTTP_CODES = {
 
 
 def error_response(exc: ApiError) -> web.Response:
-    return json_response(ErrorResponse(exc.message, exc.code, exc.details), exc.status)
+    return json_response(
+        ErrorResponse(exc.message, exc.code, exc.details), exc.status, headers=exc.headers
+    )
 
 
 def _from_http(exc: web.HTTPException) -> ApiError:
@@ -49,6 +51,19 @@ def _unavailable(exc: BaseException) -> ApiError | None:
     return None
 
 
+MAX_URL_BYTES = 2048
+MAX_HEADER_BYTES = 8192
+
+
+def _oversized(request: web.Request) -> ApiError | None:
+    if len(request.raw_path) > MAX_URL_BYTES:
+        return ApiError(414, "URI_TOO_LONG", f"URL longer than {MAX_URL_BYTES} bytes")
+    size = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+    if size > MAX_HEADER_BYTES:
+        return ApiError(431, "HEADERS_TOO_LARGE", f"Headers larger than {MAX_HEADER_BYTES} bytes")
+    return None
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
@@ -58,6 +73,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     try:
+        too_big = _oversized(request)
+        if too_big is not None:
+            raise too_big
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc)

@@ -116,6 +116,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Cancel one's own booking; seats return to stock", response=s.MessageResponse,
         auth="user", tag="bookings", errors=(*_AUTHED, 403, 404, 409),
     ),
+    ("POST", "/api/bookings/{id}/hold"): Operation(
+        "Hold seats until an expiry (two-phase booking)", ok=201, response=s.HoldOut,
+        body=s.HoldRequest, body_required=False, auth="user", tag="bookings",
+        headers=(IDEMPOTENCY,), errors=(*_AUTHED, 404, 409, 413, 422),
+    ),
+    ("POST", "/api/bookings/holds/{hold_id}/confirm"): Operation(
+        "Confirm a live hold: answered like a booking", ok=202, response=s.BookAccepted,
+        auth="user", tag="bookings", errors=(*_AUTHED, 403, 404, 409),
+    ),
+    ("DELETE", "/api/bookings/holds/{hold_id}"): Operation(
+        "Release a live hold early; seats return to stock", response=s.MessageResponse,
+        auth="user", tag="bookings", errors=(*_AUTHED, 403, 404, 409),
+    ),
     ("GET", "/api/admin/analytics"): Operation(
         "Bookings, popular events, utilization", response=s.AnalyticsResponse, auth="admin",
         tag="admin", errors=_ADMIN,
@@ -165,7 +178,7 @@ UNDOCUMENTED_PREFIXES = ("/api/docs",)  # the docs page and its static assets
 
 def route_key(route: web.AbstractRoute) -> tuple[str, str] | None:
     resource = route.resource
-    if resource is None or route.method == "HEAD":
+    if resource is None or route.method in ("HEAD", "OPTIONS"):
         return None
     path = _PARAM.sub(r"{\1}", resource.canonical)
     if path.startswith(UNDOCUMENTED_PREFIXES):

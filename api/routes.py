@@ -7,7 +7,7 @@ from swagger_ui import api_doc
 
 from api.metrics import metrics_view
 from api.openapi import build_on_startup, openapi_view
-from api.views import admin, bookings, events, health, users
+from api.views import admin, bookings, events, health, holds, users
 
 
 def setup_routes(app: web.Application) -> None:
@@ -26,6 +26,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/bookings/status/{job_id:.*}", bookings.job_status)
     r.add_get("/api/bookings/history", bookings.history)
     r.add_delete("/api/bookings/{id}/cancel", bookings.cancel)
+    r.add_post("/api/bookings/{id}/hold", holds.hold)
+    r.add_post("/api/bookings/holds/{hold_id}/confirm", holds.confirm)
+    r.add_delete("/api/bookings/holds/{hold_id}", holds.release)
 
     r.add_get("/api/admin/analytics", admin.analytics)
     r.add_get("/api/admin/queue/stats", admin.queue_stats)

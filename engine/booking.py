@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 
 from engine.errors import Code, EngineError, EngineUnavailable
 from engine.keys import SHARD_SPACE, KeySpace
+from engine.metrics import REDIS_SECONDS
 from engine.records import Inventory, Record, decode_record
 from engine.scripts import Scripts
 
@@ -46,10 +48,13 @@ class EventSpec:
 
 async def guarded(call: Callable[[], Awaitable[T]]) -> T:
     """The one place driver errors become engine errors."""
+    started = time.perf_counter()
     try:
         return await call()
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
         raise EngineUnavailable(str(exc) or type(exc).__name__) from exc
+    finally:
+        REDIS_SECONDS.observe(time.perf_counter() - started)
 
 
 def script_reply(reply: Sequence[Any]) -> Sequence[Any]:
@@ -118,12 +123,16 @@ class Engine:
         )
         ok = script_reply(reply)
         record = decode_record(ok[1])
-        if record.event_id != event_id:
+        if record.event_id != event_id or record.status != "CONFIRMED":  # or a hold's key
             raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
         if not ok[2]:
-            self.journal.append(record)
-            await self._wait_for_replicas()
+            await self.settle(record)
         return BookResult(record, bool(ok[2]))
+
+    async def settle(self, record: Record) -> None:
+        """After a script confirmed a change: journal it, and wait for replicas if asked."""
+        self.journal.append(record)
+        await self._wait_for_replicas()
 
     async def _wait_for_replicas(self) -> None:
         """Durability mode wait:N: the booking stands either way (it is in the primary and
@@ -203,8 +212,9 @@ class Engine:
         )
         return int(script_reply(reply)[1])
 
-    async def live_bookings(self, event_id: int) -> list[Record]:
-        """Confirmed bookings of one event (scans its shard's bookings; admin paths only)."""
+    async def live_bookings(self, event_id: int, status: str = "CONFIRMED") -> list[Record]:
+        """Confirmed bookings (or live holds: status "HELD") of one event (scans its shard's
+        bookings; admin paths only)."""
         sk = self.keys.event(event_id).shard_keys
         found: list[Record] = []
         cursor = 0
@@ -215,7 +225,7 @@ class Engine:
             cursor, chunk = reply
             for raw in chunk.values():
                 record = decode_record(raw)
-                if record.event_id == event_id and record.status == "CONFIRMED":
+                if record.event_id == event_id and record.status == status:
                     found.append(record)
             if cursor == 0:
                 return found

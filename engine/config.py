@@ -13,6 +13,10 @@ from typing import Any
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/boxoffice"
+# The placeholders of the original's README and ours: never a real secret.
+PLACEHOLDER_SECRETS = frozenset(
+    {"replace-with-a-long-random-string", "replace-with-a-long-random-string-of-32-bytes-or-more"}
+)
 
 
 class ConfigError(ValueError):
@@ -50,6 +54,12 @@ class Config:
     idempotency_ttl_seconds: int = _setting(
         86400, "BOXOFFICE_IDEMPOTENCY_TTL", "How long an Idempotency-Key replays its answer."
     )
+    hold_ttl_seconds: int = _setting(
+        600, "BOXOFFICE_HOLD_TTL_SECONDS", "How long a hold keeps its seats unless told otherwise."
+    )
+    hold_ttl_max_seconds: int = _setting(
+        1800, "BOXOFFICE_HOLD_TTL_MAX_SECONDS", "The longest `ttlSeconds` a client may ask for."
+    )
     max_body_bytes: int = _setting(65536, "BOXOFFICE_MAX_BODY_BYTES", "Request body cap (413).")
     events_cache_seconds: int = _setting(
         60, "BOXOFFICE_EVENTS_CACHE_SECONDS", "TTL of the cached event list."
@@ -75,6 +85,32 @@ class Config:
         "none",
         "BOXOFFICE_DURABILITY",
         "`none`, or `wait:N[:MS]`: after each booking script, WAIT for N replicas (MS timeout).",
+    )
+    rate_limits: str = _setting(
+        "on", "BOXOFFICE_RATE_LIMITS", "`on` or `off` (benchmarks turn them off)."
+    )
+    rate_login_ip: str = _setting(
+        "20/minute", "BOXOFFICE_RATE_LOGIN_IP", "Login attempts per client IP."
+    )
+    rate_login_email: str = _setting(
+        "50/15 minutes",
+        "BOXOFFICE_RATE_LOGIN_EMAIL",
+        "Failed logins per email, from all IPs (credential stuffing).",
+    )
+    rate_register_ip: str = _setting(
+        "10/minute", "BOXOFFICE_RATE_REGISTER_IP", "Registrations per client IP."
+    )
+    rate_book_user: str = _setting(
+        "60/minute", "BOXOFFICE_RATE_BOOK_USER", "Booking attempts per user."
+    )
+    cors_origins: str = _setting(
+        "*", "BOXOFFICE_CORS_ORIGINS", "Comma-separated allowed origins, `*` for any, `` for none."
+    )
+    redis_timeout_ms: int = _setting(
+        1000, "BOXOFFICE_REDIS_TIMEOUT_MS", "Timeout of every Redis call (then 503)."
+    )
+    db_timeout_ms: int = _setting(
+        3000, "BOXOFFICE_DB_TIMEOUT_MS", "Timeout of every Postgres call (then 503)."
     )
     log_level: str = _setting("info", "BOXOFFICE_LOG_LEVEL", "debug, info, warning or error.")
     env: str = _setting("prod", "BOXOFFICE_ENV", "`dev` relaxes secret checks.")
@@ -114,7 +150,14 @@ class Config:
         for name in ("batch_size", "lease_ttl_ms", "db_pool_size", "jwt_ttl_seconds"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_of(name)} must be positive")
+        if not 1 <= self.hold_ttl_seconds <= self.hold_ttl_max_seconds:
+            raise ConfigError(
+                "BOXOFFICE_HOLD_TTL_SECONDS must be 1..BOXOFFICE_HOLD_TTL_MAX_SECONDS"
+                f" ({self.hold_ttl_max_seconds}), got {self.hold_ttl_seconds}"
+            )
         _ = self.wait_replicas
+        if self.rate_limits not in {"on", "off"}:
+            raise ConfigError(f"BOXOFFICE_RATE_LIMITS must be on or off, got {self.rate_limits!r}")
         if not self.key_prefix or "{" in self.key_prefix or "}" in self.key_prefix:
             raise ConfigError("BOXOFFICE_KEY_PREFIX must be non-empty and contain no braces")
 
@@ -140,10 +183,14 @@ class Config:
     def _validate_secret(self) -> None:
         if not self.jwt_secret:
             raise ConfigError("JWT_SECRET is not set: export a long random string")
-        if len(self.jwt_secret.encode()) < 32 and self.env != "dev":
+        if self.env == "dev":
+            return
+        if len(self.jwt_secret.encode()) < 32:
             raise ConfigError(
                 "JWT_SECRET is shorter than 32 bytes (set BOXOFFICE_ENV=dev to allow)"
             )
+        if self.jwt_secret in PLACEHOLDER_SECRETS:
+            raise ConfigError("JWT_SECRET is the documented placeholder: set a random one")
 
     @staticmethod
     def reference() -> list[Setting]:

@@ -18,9 +18,7 @@ async def create_pool(dsn: str, max_size: int = 10, min_size: int = 1, **kwargs:
         dsn,
         min_size=min_size,
         max_size=max_size,
-        command_timeout=10,
-        timeout=5,
-        **kwargs,
+        **{"command_timeout": 10, "timeout": 5, **kwargs},
     )
 
 

@@ -22,6 +22,8 @@ BOXOFFICE = [sys.executable, "-m", "api.cli"]
 TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
 # Cheap argon2 parameters keep the suite fast; production defaults are tested in unit tests.
 FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
+# Rate limits are off except in the tests about them: load-shaped tests would trip them.
+TEST_SETTINGS: dict[str, Any] = {**FAST_ARGON2, "rate_limits": "off"}
 
 
 def free_port() -> int:
@@ -43,6 +45,7 @@ def env_of(config: Config, **extra: str) -> dict[str, str]:
             "BOXOFFICE_ARGON2_MEMORY_KIB": str(config.argon2_memory_kib),
             "BOXOFFICE_ARGON2_TIME_COST": str(config.argon2_time_cost),
             "BOXOFFICE_LOG_LEVEL": "warning",
+            "BOXOFFICE_RATE_LIMITS": config.rate_limits,
         }
     )
     env.update(extra)

@@ -120,3 +120,10 @@ def test_durability_modes_parse(value, expected):
 def test_bad_durability_modes_are_refused(value):
     with pytest.raises(ConfigError, match="BOXOFFICE_DURABILITY"):
         Config.from_env({"JWT_SECRET": TEST_SECRET, "BOXOFFICE_DURABILITY": value})
+
+
+def test_the_documented_placeholder_secret_is_refused_outside_dev():
+    placeholder = "replace-with-a-long-random-string-of-32-bytes-or-more"
+    with pytest.raises(ConfigError, match="placeholder"):
+        Config.from_env({"JWT_SECRET": placeholder})
+    assert Config.from_env({"JWT_SECRET": placeholder, "BOXOFFICE_ENV": "dev"})

@@ -50,7 +50,7 @@ def booking_out(record: Record) -> BookingOut:
     )
 
 
-def _idempotency_key(request: web.Request) -> str | None:
+def idempotency_key_of(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
@@ -61,7 +61,7 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-async def _not_loaded(svc: Services, event_id: int) -> ApiError:
+async def not_loaded_error(svc: Services, event_id: int) -> ApiError:
     """Redis has no inventory for the event: unknown event (404) or not yet rebuilt (503)."""
     if await queries.event_by_id(svc.pool, event_id) is None:
         return not_found("event")
@@ -72,14 +72,15 @@ async def book(request: web.Request) -> web.Response:
     principal = authenticate(request)
     event_id = path_id(request)
     body = await read_body(request, BookRequest, optional=True)
-    idempotency_key = _idempotency_key(request)
+    idempotency_key = idempotency_key_of(request)
     svc = services(request)
+    await svc.limits.hit(svc.limits.book_user, "book-user", str(principal.id))
     try:
         result = await svc.engine.book(event_id, principal.id, body.seats, idempotency_key)
     except EngineError as exc:
         BOOKINGS.labels(exc.code.value).inc()
         if exc.code is Code.EVENT_NOT_LOADED:
-            raise await _not_loaded(svc, event_id) from None
+            raise await not_loaded_error(svc, event_id) from None
         raise
     record = result.record
     if record.user_id != principal.id:  # an idempotency key is per user; belt and braces
@@ -132,6 +133,7 @@ def _record_of_row(row: Any) -> Record:
         j=row["job_id"],
         t=int(row["confirmed_at"].timestamp() * 1000),
         ut=int(row["updated_at"].timestamp() * 1000),
+        x=0 if row["expires_at"] is None else int(row["expires_at"].timestamp() * 1000),
     )
 
 
@@ -151,6 +153,7 @@ async def job_status(request: web.Request) -> web.Response:
         timestamp=_ts(record.confirmed_ms),
         result=JobResult(record.id, name, venue, time, record.seats, record.status),
         persisted=persisted_version is not None and persisted_version >= record.version,
+        expires_at=_ts(record.expires_ms) if record.expires_ms else None,
     )
     return json_response(status)
 

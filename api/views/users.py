@@ -25,13 +25,19 @@ def user_out(row: Any) -> UserOut:
     )
 
 
+def client_ip(request: web.Request) -> str:
+    """The peer address (proxies are not trusted: put the limit at the proxy instead)."""
+    return request.remote or "unknown"
+
+
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
 async def register(request: web.Request) -> web.Response:
-    body = await read_body(request, RegisterRequest)
     svc = services(request)
+    await svc.limits.hit(svc.limits.register_ip, "register-ip", client_ip(request))
+    body = await read_body(request, RegisterRequest)
     if body.password.lower() == body.password or not any(c.isdigit() for c in body.password):
         raise ApiError(
             400,
@@ -50,11 +56,16 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    body = await read_body(request, LoginRequest)
     svc = services(request)
-    row = await queries.user_by_email(svc.pool, normalize_email(body.email))
+    limits = svc.limits
+    await limits.hit(limits.login_ip, "login-ip", client_ip(request))
+    body = await read_body(request, LoginRequest)
+    email = normalize_email(body.email)
+    await limits.blocked(limits.login_email, "login-email", email)
+    row = await queries.user_by_email(svc.pool, email)
     ok = await svc.passwords.verify(row["password_hash"] if row else None, body.password)
     if row is None or not ok:
+        await limits.hit(limits.login_email, "login-email", email)
         raise ApiError(400, "INVALID_CREDENTIALS", "Invalid credentials")
     token = svc.tokens.issue(row["id"], row["email"], row["role"])
     return json_response(AuthResponse(user_out(row), token))
