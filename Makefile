@@ -11,7 +11,7 @@ TOOLS  := .tools
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[test,dev,embedded]'
 	touch $@
 
 # newman (the original's Postman runner) for the compatibility tests, from the npm registry.

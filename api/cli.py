@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import os
 import secrets
@@ -17,6 +18,8 @@ from aiohttp import web
 from tqdm import tqdm
 
 from api.app import init_app
+from api.devrun import announce, prepare, start_local_servers
+from api.embedded import LocalStack, Unavailable
 from api.logs import configure_logging
 from api.passwords import Passwords
 from engine.booking import Engine
@@ -58,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="API and persister in one process (development)")
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
+    run.add_argument(
+        "--embedded",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="private Redis/Postgres under the data folder: when nothing else is there (auto)",
+    )
     return parser
 
 
@@ -91,6 +100,22 @@ def _serve(config: Config, with_persister: bool) -> int:
     print(f"boxoffice listening on http://{config.host}:{config.port}", file=sys.stderr)
     web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    stack = LocalStack(DATA_DIR)
+    try:
+        urls = start_local_servers(stack, args.embedded, os.environ)
+        config = dataclasses.replace(
+            load_config("run", args),
+            redis_url=urls["redis_url"],
+            database_url=urls["database_url"],
+        )
+        login = prepare(config, DATA_DIR)
+        announce(config, login, stack)
+        return _serve(config, with_persister=True)
+    finally:
+        stack.stop()
 
 
 def _persister_ctx(config: Config):  # type: ignore[no-untyped-def]
@@ -187,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(config, with_persister=False)
         if args.command == "run":
-            return _serve(config, with_persister=True)
+            return _run(args)
         if args.command == "persist":
             _install_uvloop()
             if args.metrics_port:
@@ -206,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"boxoffice: configuration error: {exc}", file=sys.stderr)
         return 2
+    except Unavailable as exc:
+        print(f"boxoffice: cannot start a private server: {exc}", file=sys.stderr)
+        return 3
     except (OSError, ConnectionError) as exc:
         print(f"boxoffice: cannot reach a dependency: {exc}", file=sys.stderr)
         return 3

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 
 from api.app import init_app
 from api.context import SERVICES, Services
+from api.embedded import PgServer, RedisServer, answers
 from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
@@ -25,10 +27,45 @@ from engine.redis_client import connect
 from persistence.db import create_pool, migrate
 from persistence.persister import Persister
 from persistence.writer import prepare_connection
-from tests.support import FAST_ARGON2, TEST_SECRET
+from tests.pgserver import FAST_SETTINGS
+from tests.support import TEST_SECRET, TEST_SETTINGS
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-ADMIN_DSN = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(redis url, admin dsn): REDIS_URL / DATABASE_URL when set, else the default servers
+    when they answer, else private servers started for the session (a bare machine)."""
+    started: list[Any] = []
+    try:
+        redis_url = os.environ.get("REDIS_URL")
+        if redis_url is None:
+            redis_url = DEFAULT_REDIS
+            if not answers("127.0.0.1", 6379):
+                server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False)
+                server.start()
+                started.append(server)
+                redis_url = server.url
+        admin_dsn = os.environ.get("DATABASE_URL")
+        if admin_dsn is None:
+            admin_dsn = DEFAULT_PG
+            if not answers("127.0.0.1", 5432):
+                # Not under pytest's 0700 tmp tree: the postgres OS user must reach it.
+                pg = PgServer.create(Path(tempfile.mkdtemp(prefix="bo-pg-")), FAST_SETTINGS)
+                pg.start()
+                started.append(pg)
+                admin_dsn = pg.dsn
+        yield redis_url, admin_dsn
+    finally:
+        for server in reversed(started):
+            server.cleanup() if isinstance(server, PgServer) else server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(stores: tuple[str, str]) -> str:
+    return stores[0]
 
 
 def _with_database(dsn: str, name: str) -> str:
@@ -36,12 +73,12 @@ def _with_database(dsn: str, name: str) -> str:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def pg_dsn() -> AsyncIterator[str]:
+async def pg_dsn(stores: tuple[str, str]) -> AsyncIterator[str]:
     """A database of our own for the session, dropped at the end."""
     name = f"bo_test_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_with_database(ADMIN_DSN, "postgres"))
+    admin = await asyncpg.connect(_with_database(stores[1], "postgres"))
     await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = _with_database(ADMIN_DSN, name)
+    dsn = _with_database(stores[1], name)
     conn = await asyncpg.connect(dsn)
     await migrate(conn)
     await conn.close()
@@ -60,23 +97,23 @@ async def pool(pg_dsn: str) -> AsyncIterator[Any]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def redis() -> AsyncIterator[Redis]:
-    client = connect(REDIS_URL)
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = connect(redis_url)
     yield client
     await client.aclose()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def config(pg_dsn: str, pool: Any, redis: Redis) -> AsyncIterator[Config]:
+async def config(pg_dsn: str, pool: Any, redis: Redis, redis_url: str) -> AsyncIterator[Config]:
     """A fresh key space and empty tables for each test; both cleaned after it."""
     await pool.execute("TRUNCATE bookings, events, users RESTART IDENTITY CASCADE")
     cfg = Config.from_env(
         {},
         database_url=pg_dsn,
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         jwt_secret=TEST_SECRET,
         key_prefix=f"bot{secrets.token_hex(4)}",
-        **FAST_ARGON2,
+        **TEST_SETTINGS,
     )
     yield cfg
     await delete_keyspace(redis, cfg.key_prefix)

@@ -24,9 +24,9 @@ from engine.booking import Engine, EventSpec
 from engine.config import Config
 from engine.keys import KeySpace
 from persistence.db import ensure_database, migrate_dsn
-from tests.conftest import REDIS_URL, delete_keyspace
+from tests.conftest import delete_keyspace
 from tests.pgserver import PgServer, pg_server_or_skip
-from tests.support import FAST_ARGON2, TEST_SECRET, Proc, env_of, insert_users, start_server
+from tests.support import TEST_SECRET, TEST_SETTINGS, Proc, env_of, insert_users, start_server
 
 OUTAGE_SECONDS = 15
 WARMUP_SECONDS = 1.0
@@ -160,7 +160,7 @@ async def _wait_drained(redis: Redis, keys: KeySpace, persister: Proc) -> float:
 
 
 async def test_bookings_accepted_during_a_postgres_outage_all_reach_postgres(
-    private_pg: PgServer, redis: Redis, tmp: Any
+    private_pg: PgServer, redis: Redis, redis_url: str, tmp: Any
 ) -> None:
     dsn = private_pg.dsn_for("boxoffice")
     await ensure_database(dsn)
@@ -168,10 +168,10 @@ async def test_bookings_accepted_during_a_postgres_outage_all_reach_postgres(
     config = Config.from_env(
         {},
         database_url=dsn,
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         jwt_secret=TEST_SECRET,
         key_prefix=f"bot{secrets.token_hex(4)}",
-        **FAST_ARGON2,
+        **TEST_SETTINGS,
     )
     keys = KeySpace(config.key_prefix, config.shard_count)
     processes: list[Proc] = []
