@@ -88,7 +88,7 @@ def init_app(config: Config) -> web.Application:
 def setup_cors(app: web.Application, origins_setting: str) -> None:
     """CORS by aiohttp-cors; the original allowed every origin, which stays the default."""
     origins = [o.strip() for o in origins_setting.split(",") if o.strip()]
-    if not origins:
+    if not origins or origins == ["none"]:
         return
     options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
         allow_credentials=False, expose_headers="*", allow_headers="*", allow_methods="*"

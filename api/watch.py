@@ -35,6 +35,8 @@ class InventoryWatcher:
         self.ready = False
         self.expected: str | None = None
         self._lost_since: float | None = None
+        self._run_id: str | None = None
+        self._restarted_since: float | None = None
 
     async def bootstrap(self) -> None:
         """At start-up: adopt or create the epoch; rebuild at once if Redis is empty."""
@@ -68,6 +70,8 @@ class InventoryWatcher:
     async def check_once(self) -> bool:
         current = await self.recovery.epoch()
         if current is not None and current == self.expected:
+            if not await self._same_redis():
+                return False
             if not self.ready:
                 log.info("inventory_ready", epoch=current)
             self.ready = True
@@ -85,6 +89,34 @@ class InventoryWatcher:
         ):
             await self.rebuild()
         return False
+
+    async def _same_redis(self) -> bool:
+        """Redis restarted with its epoch (an AOF or RDB file, a promoted replica) may have come
+        back older than it was: sequences could repeat ids and counters miss the lost tail.
+        Until one process has raised the sequences and repaired drift (after the grace, so
+        every process flushed its journal first), this process sells nothing."""
+        run_id = await self.recovery.run_id()
+        if self._run_id is None or run_id == self._run_id:
+            self._run_id = run_id
+            return True
+        if self._restarted_since is None:
+            self._restarted_since = time.monotonic()
+            self.ready = False
+            log.error("redis_restarted", previous=self._run_id, now=run_id)
+            await self.flush_journal()
+        if time.monotonic() - self._restarted_since < self.grace:
+            return False
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", REBUILD_LOCK_ID)
+            try:
+                await self.reconciler.raise_sequences()
+                _, repaired = await self.reconciler.repair_all()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK_ID)
+        log.warning("redis_restart_reconciled", repaired=[d.event_id for d in repaired])
+        self._run_id = run_id
+        self._restarted_since = None
+        return True
 
     async def flush_journal(self) -> int:
         """Write what this process confirmed recently straight to Postgres (idempotent)."""

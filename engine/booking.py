@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from engine.errors import Code, EngineError, EngineUnavailable
 from engine.keys import SHARD_SPACE, KeySpace
-from engine.metrics import REDIS_SECONDS
+from engine.metrics import REDIS_SECONDS, UNDER_REPLICATED
 from engine.records import Inventory, Record, decode_record
 from engine.scripts import Scripts
 
@@ -143,6 +143,7 @@ class Engine:
         acked = await guarded(lambda: self.redis.wait(replicas, timeout_ms))
         if int(acked) < replicas:
             self.under_replicated += 1
+            UNDER_REPLICATED.inc()
 
     async def get_booking(self, booking_id: int) -> Record | None:
         shard = KeySpace.shard_of_booking(booking_id)

@@ -104,7 +104,7 @@ class Config:
         "60/minute", "BOXOFFICE_RATE_BOOK_USER", "Booking attempts per user."
     )
     cors_origins: str = _setting(
-        "*", "BOXOFFICE_CORS_ORIGINS", "Comma-separated allowed origins, `*` for any, `` for none."
+        "*", "BOXOFFICE_CORS_ORIGINS", "Comma-separated allowed origins; `*` any; `none` off."
     )
     redis_timeout_ms: int = _setting(
         1000, "BOXOFFICE_REDIS_TIMEOUT_MS", "Timeout of every Redis call (then 503)."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
 DEPENDENCY_SECONDS = Histogram(
@@ -15,6 +15,12 @@ DEPENDENCY_SECONDS = Histogram(
 )
 REDIS_SECONDS = DEPENDENCY_SECONDS.labels("redis")
 POSTGRES_SECONDS = DEPENDENCY_SECONDS.labels("postgres")
+
+
+UNDER_REPLICATED = Counter(
+    "boxoffice_under_replicated_total",
+    "Bookings or cancellations that fewer replicas than BOXOFFICE_DURABILITY asked acknowledged",
+)
 
 
 def observe_query(record: Any) -> None:

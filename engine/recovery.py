@@ -44,6 +44,11 @@ class Recovery:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
+    async def run_id(self) -> str:
+        """Changes whenever the Redis server restarts."""
+        info: Any = await guarded(lambda: self.redis.info("server"))
+        return str(info.get("run_id", ""))
+
     async def set_epoch(self, epoch: str) -> None:
         await guarded(lambda: self.redis.set(self.epoch_key, epoch))
 

@@ -74,6 +74,8 @@ async def book(request: web.Request) -> web.Response:
     body = await read_body(request, BookRequest, optional=True)
     idempotency_key = idempotency_key_of(request)
     svc = services(request)
+    if not svc.watcher.ready:
+        raise from_engine(Code.EVENT_NOT_LOADED)
     await svc.limits.hit(svc.limits.book_user, "book-user", str(principal.id))
     try:
         result = await svc.engine.book(event_id, principal.id, body.seats, idempotency_key)
