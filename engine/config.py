@@ -68,6 +68,9 @@ class Config:
     batch_wait_ms: int = _setting(
         50, "BOXOFFICE_BATCH_WAIT_MS", "Persister idle poll interval, milliseconds."
     )
+    persister_parallel: int = _setting(
+        2, "BOXOFFICE_PERSISTER_PARALLEL", "Shards written at once (a connection each)."
+    )
     lease_ttl_ms: int = _setting(5000, "BOXOFFICE_LEASE_TTL_MS", "Persister shard lease TTL.")
     db_pool_size: int = _setting(10, "BOXOFFICE_DB_POOL_SIZE", "asyncpg pool max size.")
     auto_rebuild: bool = _setting(
@@ -147,7 +150,13 @@ class Config:
             raise ConfigError(f"BOXOFFICE_SHARDS must be 1..1024, got {self.shard_count}")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"PORT must be 1..65535, got {self.port}")
-        for name in ("batch_size", "lease_ttl_ms", "db_pool_size", "jwt_ttl_seconds"):
+        for name in (
+            "batch_size",
+            "lease_ttl_ms",
+            "db_pool_size",
+            "jwt_ttl_seconds",
+            "persister_parallel",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_of(name)} must be positive")
         if not 1 <= self.hold_ttl_seconds <= self.hold_ttl_max_seconds:

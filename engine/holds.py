@@ -5,6 +5,7 @@ Knows nothing of HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import Sequence
@@ -146,13 +147,17 @@ class Holds:
 
         async def run() -> int:
             raws: list[Any] = await self.redis.hmget(sk.bookings, list(ids))
-            pipe = self.redis.pipeline(transaction=False)
-            for member, raw in zip(ids, raws, strict=True):
-                if raw is None:
-                    pipe.zrem(sk.holds, member)  # a record that is gone cannot be held
-                else:
-                    await self._release(decode_record(raw), "EXPIRED", 0, False, "", pipe)
-            replies = await pipe.execute()
+            gone = [member for member, raw in zip(ids, raws, strict=True) if raw is None]
+            if gone:  # a record that is gone cannot be held
+                await self.redis.zrem(sk.holds, *gone)
+            # Issued together, the calls share one pipelined round trip (engine.autopipe).
+            replies = await asyncio.gather(
+                *(
+                    self._release(decode_record(raw), "EXPIRED", 0, False, "")
+                    for raw in raws
+                    if raw is not None
+                )
+            )
             return sum(1 for r in replies if isinstance(r, list) and r[0] == b"ok" and r[1])
 
         return await guarded(run) if ids else 0
@@ -164,13 +169,11 @@ class Holds:
         actor_id: int,
         is_admin: bool,
         hold_id: str,
-        client: Any = None,
     ) -> Any:
-        """The release.lua call (a coroutine; queued, not sent, when `client` is a pipeline)."""
+        """The release.lua call (an awaitable, batched with its tick's other calls)."""
         ek: EventKeys = self.keys.event(record.event_id)
         sk = ek.shard_keys
         return self.scripts.release(
             keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.holds],
             args=[record.id, record.event_id, mode, actor_id, "1" if is_admin else "0", hold_id],
-            client=client,
         )

@@ -1,5 +1,5 @@
-"""Loads each Lua script once and registers it with redis-py (EVALSHA; redis-py reloads a
-script on NOSCRIPT by itself)."""
+"""Loads each Lua script once and registers it with redis-py (EVALSHA; on NOSCRIPT the
+script is loaded again by redis-py's Script)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from engine.autopipe import AutoPipeline, PipelinedScript
 
 SCRIPT_NAMES = (
     "book",
@@ -41,26 +43,32 @@ def script_source(name: str) -> str:
 
 
 class Scripts:
-    """The registered scripts, one attribute per file."""
+    """The registered scripts, one attribute per file. Calls go through one auto-pipeline,
+    so concurrent calls in one event-loop tick share a round trip."""
+
+    book: PipelinedScript
+    cancel: PipelinedScript
+    load_event: PipelinedScript
+    update_event: PipelinedScript
+    close_event: PipelinedScript
+    claim: PipelinedScript
+    ack: PipelinedScript
+    lease: PipelinedScript
+    redrive: PipelinedScript
+    take_impressions: PipelinedScript
+    repair_event: PipelinedScript
+    raise_seq: PipelinedScript
+    hold: PipelinedScript
+    confirm: PipelinedScript
+    release: PipelinedScript
 
     def __init__(self, redis: Redis | Any) -> None:
-        self.book: AsyncScript = redis.register_script(script_source("book"))
-        self.cancel: AsyncScript = redis.register_script(script_source("cancel"))
-        self.load_event: AsyncScript = redis.register_script(script_source("load_event"))
-        self.update_event: AsyncScript = redis.register_script(script_source("update_event"))
-        self.close_event: AsyncScript = redis.register_script(script_source("close_event"))
-        self.claim: AsyncScript = redis.register_script(script_source("claim"))
-        self.ack: AsyncScript = redis.register_script(script_source("ack"))
-        self.lease: AsyncScript = redis.register_script(script_source("lease"))
-        self.redrive: AsyncScript = redis.register_script(script_source("redrive"))
-        self.take_impressions: AsyncScript = redis.register_script(
-            script_source("take_impressions")
-        )
-        self.repair_event: AsyncScript = redis.register_script(script_source("repair_event"))
-        self.raise_seq: AsyncScript = redis.register_script(script_source("raise_seq"))
-        self.hold: AsyncScript = redis.register_script(script_source("hold"))
-        self.confirm: AsyncScript = redis.register_script(script_source("confirm"))
-        self.release: AsyncScript = redis.register_script(script_source("release"))
+        self.pipeline = AutoPipeline(redis)
+        self._registered: dict[str, AsyncScript] = {}
+        for name in SCRIPT_NAMES:
+            script = redis.register_script(script_source(name))
+            self._registered[name] = script
+            setattr(self, name, PipelinedScript(script, self.pipeline))
 
     def all(self) -> list[AsyncScript]:
-        return [getattr(self, name) for name in SCRIPT_NAMES]
+        return [self._registered[name] for name in SCRIPT_NAMES]

@@ -46,7 +46,7 @@ async def _book_all(engine: Engine, users: list[int], concurrency: int) -> float
     return len(work) / (time.perf_counter() - started)
 
 
-async def run(records: int, concurrency: int, batch: int) -> dict[str, float]:
+async def run(records: int, concurrency: int, batch: int, parallel: int) -> dict[str, float]:
     base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"bo_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(_dsn(base, "postgres"))
@@ -55,7 +55,7 @@ async def run(records: int, concurrency: int, batch: int) -> dict[str, float]:
     keys = KeySpace(f"bench{secrets.token_hex(3)}", 16)
     pool: Any = None
     try:
-        pool = await create_pool(_dsn(base, name), max_size=4, init=prepare_connection)
+        pool = await create_pool(_dsn(base, name), max_size=parallel, init=prepare_connection)
         async with pool.acquire() as conn:
             await migrate(conn)
         users_needed = max(1, records // EVENTS)
@@ -73,7 +73,7 @@ async def run(records: int, concurrency: int, batch: int) -> dict[str, float]:
             await engine.load_event(EventSpec(event_id, users_needed, 1, "B", "B", "t"))
         booking_rate = await _book_all(engine, list(range(1, users_needed + 1)), concurrency)
         total = users_needed * EVENTS
-        persister = Persister(redis, pool, keys, batch_size=batch)
+        persister = Persister(redis, pool, keys, batch_size=batch, parallel=parallel)
         started = time.perf_counter()
         drained = await persister.drain_once()
         drain_rate = drained / (time.perf_counter() - started)
@@ -95,8 +95,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--parallel", type=int, default=2, help="shards written at once")
     args = parser.parse_args()
-    result = asyncio.run(run(args.records, args.concurrency, args.batch))
+    result = asyncio.run(run(args.records, args.concurrency, args.batch, args.parallel))
     ratio = result["drain_rate"] / result["booking_rate"]
     print(f"records                  {result['records']:>12,.0f}")
     print(f"engine bookings/s        {result['booking_rate']:>12,.0f}  (one process, no HTTP)")

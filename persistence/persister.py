@@ -49,12 +49,14 @@ class Persister:
         batch_size: int = 1000,
         idle_ms: int = 50,
         lease_ttl_ms: int = 5000,
+        parallel: int = 2,
     ) -> None:
         self.redis = redis
         self.pool = pool
         self.keys = keys
         self.scripts = Scripts(redis)
         self.batch_size = batch_size
+        self.parallel = max(1, parallel)
         self.idle_s = idle_ms / 1000
         self.token = secrets.token_hex(8)
         self.leases = LeaseManager(redis, keys, self.scripts, self.token, lease_ttl_ms)
@@ -117,20 +119,32 @@ class Persister:
     async def drain_once(self) -> int:
         """Burst mode (tests, tools): take every free shard, flush until empty, release.
         Honours neither pause nor fair share."""
-        total = 0
+
+        async def drain(shard: int) -> int:
+            while await self.expirer.expire_shards([shard]):
+                pass
+            total = 0
+            while handled := await self.flush_shard(shard):
+                total += handled
+            await self.flush_impressions(shard)
+            return total
+
         try:
-            for shard in sorted(await self.leases.take_all()):
-                while await self.expirer.expire_shards([shard]):
-                    pass
-                while True:
-                    handled = await self.flush_shard(shard)
-                    total += handled
-                    if handled == 0:
-                        break
-                await self.flush_impressions(shard)
+            shards = sorted(await self.leases.take_all())
+            return sum(await self._in_parallel(drain, shards))
         finally:
             await self.leases.release_all()
-        return total
+
+    async def _in_parallel(self, work: Any, shards: list[int]) -> list[int]:
+        """Shards are written concurrently, `self.parallel` at a time (one connection each):
+        one Postgres backend per core does the upserts and foreign-key checks."""
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def one(shard: int) -> int:
+            async with gate:
+                return int(await work(shard))
+
+        return list(await asyncio.gather(*(one(s) for s in shards)))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop` is set, then finish the batch in hand and release the leases."""
@@ -163,13 +177,14 @@ class Persister:
             log.info("persister_stopped", token=self.token, flushed=self.flushed)
 
     async def _flush_owned(self, stop: asyncio.Event) -> int:
-        handled = 0
-        for shard in sorted(self.leases.held):
+        async def one(shard: int) -> int:
             if stop.is_set():
-                break
-            handled += await self.flush_shard(shard)
+                return 0
+            handled = await self.flush_shard(shard)
             await self.flush_impressions(shard)
-        return handled
+            return handled
+
+        return sum(await self._in_parallel(one, sorted(self.leases.held)))
 
     def _set_postgres_down(self, down: bool, exc: BaseException | None = None) -> None:
         if down == self._postgres_down:

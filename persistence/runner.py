@@ -16,7 +16,12 @@ from persistence.writer import prepare_connection
 
 async def open_persister(config: Config) -> tuple[Persister, Any, Any]:
     redis = connect(config.redis_url)
-    pool = await create_pool(config.database_url, max_size=2, min_size=0, init=prepare_connection)
+    pool = await create_pool(
+        config.database_url,
+        max_size=config.persister_parallel,
+        min_size=0,
+        init=prepare_connection,
+    )
     persister = Persister(
         redis,
         pool,
@@ -24,6 +29,7 @@ async def open_persister(config: Config) -> tuple[Persister, Any, Any]:
         batch_size=config.batch_size,
         idle_ms=config.batch_wait_ms,
         lease_ttl_ms=config.lease_ttl_ms,
+        parallel=config.persister_parallel,
     )
     return persister, redis, pool
 

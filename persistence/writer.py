@@ -4,7 +4,6 @@ table, then one upsert keyed by booking id and guarded by version (idempotent, o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -20,15 +19,15 @@ _COLUMNS = [
     "status",
     "version",
     "job_id",
-    "confirmed_at",
-    "updated_at",
-    "expires_at",
+    "confirmed_ms",
+    "updated_ms",
+    "expires_ms",
 ]
 
 CREATE_STAGE = f"""
 CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} (
     id BIGINT, user_id BIGINT, event_id BIGINT, seats INTEGER, status TEXT, version INTEGER,
-    job_id TEXT, confirmed_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, expires_at TIMESTAMPTZ
+    job_id TEXT, confirmed_ms BIGINT, updated_ms BIGINT, expires_ms BIGINT
 ) ON COMMIT DELETE ROWS
 """
 
@@ -36,7 +35,8 @@ UPSERT = f"""
 INSERT INTO bookings (id, user_id, event_id, seats, status, version, job_id,
                       created_at, confirmed_at, updated_at, expires_at, persisted_at)
 SELECT id, user_id, event_id, seats, status, version, job_id,
-       confirmed_at, confirmed_at, updated_at, expires_at, now()
+       to_timestamp(confirmed_ms / 1000.0), to_timestamp(confirmed_ms / 1000.0),
+       to_timestamp(updated_ms / 1000.0), to_timestamp(expires_ms / 1000.0), now()
 FROM {STAGE_TABLE}
 ON CONFLICT (id) DO UPDATE
 SET seats = EXCLUDED.seats, status = EXCLUDED.status, version = EXCLUDED.version,
@@ -75,25 +75,24 @@ def _row(record: Record) -> tuple[Any, ...]:
         record.status,
         record.version,
         record.job_id,
-        _ts(record.confirmed_ms),
-        _ts(record.updated_ms),
-        _ts(record.expires_ms) if record.expires_ms else None,
+        record.confirmed_ms,
+        record.updated_ms,
+        record.expires_ms or None,
     )
 
 
-def _ts(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-async def write_records(conn: Any, records: Sequence[Record]) -> None:
-    """All or nothing, in the caller's transaction."""
+async def write_records(conn: Any, records: Sequence[Record], clear: bool = False) -> None:
+    """All or nothing, in the caller's transaction. Times travel as epoch milliseconds and
+    become timestamps in SQL (cheaper than building datetimes in Python). The staging table
+    empties at commit; `clear` empties it at once (several writes in one transaction)."""
     if not records:
         return
     await conn.copy_records_to_table(
         STAGE_TABLE, records=[_row(r) for r in latest_versions(records)], columns=_COLUMNS
     )
     await conn.execute(UPSERT)
-    await conn.execute(f"DELETE FROM {STAGE_TABLE}")
+    if clear:
+        await conn.execute(f"DELETE FROM {STAGE_TABLE}")
 
 
 async def write_batch(pool: Any, records: Sequence[Record]) -> list[tuple[Record, str]]:
@@ -111,7 +110,7 @@ async def write_batch(pool: Any, records: Sequence[Record]) -> list[tuple[Record
             for record in latest_versions(records):
                 try:
                     async with conn.transaction():
-                        await write_records(conn, [record])
+                        await write_records(conn, [record], clear=True)
                 except POISON_ERRORS as exc:
                     poison.append((record, f"{type(exc).__name__}: {exc}"))
         return poison
