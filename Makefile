@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TOOLS  := .tools
 
-.PHONY: run test pytest lint type format soak clean
+.PHONY: run test pytest lint type format soak bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ format: $(BIN)/.installed
 # Long soak and load runs, excluded from `make test`.
 soak: $(BIN)/.installed
 	$(BIN)/pytest -m slow
+
+# Every DESIGN §6 figure in one run (minutes): table, docs/PERFORMANCE.md and its chart.
+# Uses wrk when installed (apt-get install -y wrk), else a multi-process Python client.
+bench: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[loadtest]'
+	$(BIN)/python -m loadtest.bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .tox .pytest_cache .mypy_cache .ruff_cache

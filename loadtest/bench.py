@@ -1,0 +1,365 @@
+"""The benchmark: every figure of DESIGN §6 in one run on one machine, printed as a table and
+written to docs/PERFORMANCE.md with a PNG chart beside it.
+
+    python -m loadtest.bench                  # full run, ~3-4 minutes
+    python -m loadtest.bench --quick --out /tmp/perf.md   # seconds: proves the harness works
+
+Uses REDIS_URL / DATABASE_URL's servers (default: the local ones) through a throwaway database
+and key prefix, removed afterwards. Needs redis-benchmark for the ceiling; uses wrk for peak
+throughput when installed (`apt-get install -y wrk`), else the multi-process Python client
+(loadtest.client), and says which measured what. Installs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from loadtest import ceiling, report
+from loadtest.client import Load, cpu_count
+from loadtest.engine_rate import measure_engine, redis_cpu
+from loadtest.generators import Generator, run_python
+from loadtest.measure import Measure
+from loadtest.procs import Proc, Server, start_server
+from loadtest.stage import Stage, open_stage
+from loadtest.writebehind import (
+    Memory,
+    lag_ms,
+    measure_drain,
+    measure_memory,
+    postgres_pids,
+    redis_time_ms,
+    wait_drained,
+)
+
+OK_BOOKED = frozenset({202})
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: float = 10.0
+    warmup: float = 2.0
+    users: int = 5000  # under the API's 10,000-token verification cache
+    events: int = 16
+    connections: int = 64
+    processes: int = 2  # Python client processes
+    ceiling_requests: int = 200_000
+    memory_bookings: int = 50_000
+    poll_ms: int = 50
+    quick: bool = False
+
+
+QUICK = Settings(
+    duration=1.0,
+    warmup=0.0,
+    users=200,
+    events=4,
+    connections=16,
+    processes=1,
+    ceiling_requests=5000,
+    memory_bookings=1000,
+    poll_ms=20,
+    quick=True,
+)
+
+
+@dataclass
+class Results:
+    settings: Settings
+    generator: str
+    measures: dict[str, Measure] = field(default_factory=dict)
+    lag: dict[str, tuple[int, float, float, float]] = field(default_factory=dict)
+    memory: Memory | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, measure: Measure) -> Measure:
+        self.measures[key] = measure
+        print(report.progress_line(measure), file=sys.stderr, flush=True)
+        return measure
+
+
+class Bench:
+    def __init__(self, settings: Settings, generator: Generator, logs: Path) -> None:
+        self.s = settings
+        self.gen = generator
+        self.logs = logs
+        self.results = Results(settings, generator.kind)
+
+    async def run(self) -> Results:
+        async with open_stage(self.s.users, self.s.events) as stage:
+            self.results.env = await report.environment(stage)
+            await self.ceiling(stage)
+            await self.service(stage)
+            await self.peers(stage)
+            self.results.memory = await measure_memory(stage, self.s.memory_bookings)
+        return self.results
+
+    async def ceiling(self, stage: Stage) -> None:
+        if not ceiling.available():
+            self.results.skipped["ceiling"] = "redis-benchmark is not on PATH"
+            return
+        for key, pipeline, requests in (
+            ("ceiling", 1, self.s.ceiling_requests),
+            ("ceiling_p16", 16, self.s.ceiling_requests * 2),
+        ):
+            measure = await ceiling.measure_ceiling(
+                stage.redis, stage.redis_url, f"{stage.prefix}c", requests, pipeline
+            )
+            self.results.add(key, measure)
+
+    async def service(self, stage: Stage) -> None:
+        """Engine, then HTTP on one and two `boxoffice serve` processes, drain, half peak."""
+        servers: list[Server] = []
+        try:
+            for _ in range(2):  # one after the other: the first one adopts the epoch
+                servers.append(await start_server("api.cli", ["serve"], stage.env(), self.logs))
+            self.results.add("engine", await measure_engine(stage, self.s.duration))
+            for n in (1, 2):
+                await self.http(stage, servers[:n])
+            await self.hot(stage, servers[0])
+            self.results.add("drain", await measure_drain(stage))
+            await self.half_peak(stage, servers)
+        finally:
+            for server in servers:
+                server.proc.stop()
+
+    async def http(self, stage: Stage, servers: list[Server]) -> None:
+        n = len(servers)
+        targets = [s.target for s in servers]
+        watch = {"server": [s.proc.pid for s in servers]}
+        paths = [f"/api/bookings/{e}/book" for e in stage.events]
+        self.results.add(
+            f"healthz{n}",
+            await self.gen.peak(
+                f"HTTP GET /healthz, {n} process{'es' if n > 1 else ''}",
+                targets,
+                ["/healthz"],
+                duration=self.s.duration,
+                watch=watch,
+            ),
+        )
+        if self.s.warmup:
+            await self.gen.peak(
+                "warm-up",
+                targets,
+                paths,
+                method="POST",
+                tokens=stage.tokens,
+                ok=OK_BOOKED,
+                duration=self.s.warmup,
+                watch=watch,
+            )
+        await self.booking(
+            f"book{n}",
+            f"HTTP booking, {n} process{'es' if n > 1 else ''}, {len(paths)} events",
+            stage,
+            targets,
+            paths,
+            stage.events,
+            watch,
+        )
+
+    async def booking(
+        self,
+        key: str,
+        name: str,
+        stage: Stage,
+        targets: list[tuple[str, int]],
+        paths: list[str],
+        events: list[int],
+        watch: dict[str, list[int]],
+    ) -> Measure:
+        """A peak booking run, checked against Redis: every 202 counted must be a seat sold."""
+        sold_before = await stage.sold(events)
+        before = await redis_cpu(stage)
+        measure = await self.gen.peak(
+            name,
+            targets,
+            paths,
+            method="POST",
+            tokens=stage.tokens,
+            ok=OK_BOOKED,
+            duration=self.s.duration,
+            watch=watch,
+        )
+        sold = await stage.sold(events) - sold_before
+        if sold < measure.ok:
+            measure.not_ok["202 without a seat sold"] = measure.ok - sold
+        measure.note = f"Redis sold +{sold:,}"
+        seconds = max(measure.seconds, 1e-9)
+        measure.cpu["redis"] = round((await redis_cpu(stage) - before) / seconds, 2)
+        return self.results.add(key, measure)
+
+    async def hot(self, stage: Stage, server: Server) -> None:
+        """Everyone books one event: the flash-sale shape the peers are compared on."""
+        paths = [f"/api/bookings/{stage.hot_event}/book"]
+        watch = {"server": [server.proc.pid]}
+        name = "HTTP booking, 1 process, one hot event"
+        await self.booking("hot1", name, stage, [server.target], paths, [stage.hot_event], watch)
+
+    async def half_peak(self, stage: Stage, servers: list[Server]) -> None:
+        """Open model at half of each peak, with a `boxoffice persist` process running: booking
+        latency, and confirm-to-Postgres lag of exactly the bookings made in the run."""
+        persister = Proc("api.cli", ["persist"], stage.env(), self.logs / "persist.log")
+        try:
+            await leases_taken(stage, persister)
+            for n in (1, 2):
+                peak = self.results.measures[f"book{n}"].rate
+                await wait_drained(stage)
+                since = await redis_time_ms(stage)
+                load = Load(
+                    targets=tuple(s.target for s in servers[:n]),
+                    paths=tuple(f"/api/bookings/{e}/book" for e in stage.events),
+                    method="POST",
+                    tokens=tuple(stage.tokens),
+                    ok=OK_BOOKED,
+                    connections=self.s.connections,
+                    processes=self.s.processes,
+                    duration=self.s.duration,
+                    rate=max(1.0, peak / 2),
+                )
+                watch = {"server": [s.proc.pid for s in servers[:n]], "persister": [persister.pid]}
+                name = f"HTTP booking at half peak, {n} process{'es' if n > 1 else ''}"
+                self.results.add(f"half{n}", await run_python(name, load, watch))
+                until = await redis_time_ms(stage)
+                if not await wait_drained(stage):
+                    self.results.skipped[f"lag{n}"] = "the outbox did not drain within 120 s"
+                    continue
+                lag = await lag_ms(stage, since, until + 1)
+                if lag is None:
+                    self.results.skipped[f"lag{n}"] = "no booking was confirmed in the run"
+                else:
+                    self.results.lag[str(n)] = lag
+        finally:
+            persister.stop()
+
+    async def peers(self, stage: Stage) -> None:
+        await self.rowlock(stage)
+        await self.queue_poll(stage)
+
+    async def rowlock(self, stage: Stage) -> None:
+        hot = stage.hot_event
+        args = ["--dsn", stage.dsn, "--secret", stage.secret, "--events", str(hot)]
+        server = await start_server("loadtest.peers.rowlock", args, stage.env(), self.logs)
+        try:
+            measure = await self.gen.peak(
+                "peer: Postgres row lock, one hot event",
+                [server.target],
+                [f"/book/{hot}"],
+                method="POST",
+                tokens=stage.tokens,
+                ok=frozenset({201}),
+                duration=self.s.duration,
+                watch={"server": [server.proc.pid], "postgres": postgres_pids()},
+            )
+            self.results.add("rowlock", measure)
+        finally:
+            server.proc.stop()
+
+    async def queue_poll(self, stage: Stage) -> None:
+        hot = stage.hot_event
+        module = "loadtest.peers.queue_poll"
+        common = ["--dsn", stage.dsn, "--redis", stage.redis_url, "--prefix", f"{stage.prefix}q"]
+        common += ["--secret", stage.secret, "--events", str(hot)]
+        server = await start_server(module, ["serve", *common], stage.env(), self.logs)
+        worker = Proc(module, ["worker", *common], stage.env(), self.logs / "qp-worker.log")
+        try:
+            load = Load(
+                targets=(server.target,),
+                paths=(f"/book/{hot}",),
+                method="POST",
+                tokens=tuple(stage.tokens),
+                ok=OK_BOOKED,
+                connections=self.s.connections,
+                processes=self.s.processes,
+                duration=self.s.duration,
+                poll_ms=self.s.poll_ms,
+            )
+            watch = {
+                "server": [server.proc.pid],
+                "worker": [worker.pid],
+                "postgres": postgres_pids(),
+            }
+            name = "peer: queue-and-poll (one worker), one hot event, end to end"
+            self.results.add("queue_poll", await run_python(name, load, watch))
+        finally:
+            worker.stop()
+            server.proc.stop()
+
+
+async def leases_taken(stage: Stage, persister: Proc, within: float = 30) -> None:
+    """Measure nothing before the persister is up: it holds every shard's lease then."""
+    deadline = time.monotonic() + within
+    leases = [shard.lease for shard in stage.keys.shards()]
+    while await stage.redis.exists(*leases) < len(leases):
+        if persister.popen.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the persister did not take its leases:\n{persister.output()}")
+        await asyncio.sleep(0.05)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = QUICK if args.quick else Settings(processes=min(2, cpu_count()))
+    overrides = {
+        k: getattr(args, k)
+        for k in ("duration", "users", "connections", "processes")
+        if getattr(args, k) is not None
+    }
+    return replace(settings, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny durations: a smoke run")
+    parser.add_argument("--duration", type=float, help="seconds per measured run (default 10)")
+    parser.add_argument("--users", type=int, help="users with pre-made tokens (default 5000)")
+    parser.add_argument("--connections", type=int, help="keep-alive connections (default 64)")
+    parser.add_argument("--processes", type=int, help="Python client processes (default 2)")
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="peak-throughput load generator (auto: wrk if installed)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/PERFORMANCE.md"),
+        help="markdown report; the PNG chart goes beside it (same name, .png)",
+    )
+    parser.add_argument("--logs", type=Path, help="keep server logs here (default: discarded)")
+    args = parser.parse_args(argv)
+    settings = _settings(args)
+    generator = Generator(args.generator, settings.connections, settings.processes)
+    with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
+        logs = args.logs or Path(tmp)
+        logs.mkdir(parents=True, exist_ok=True)
+        results = _run(Bench(settings, generator, logs))
+    print(report.table(results))
+    chart = report.write_chart(results, args.out.with_suffix(".png"))
+    report.write_markdown(results, args.out, chart)
+    print(f"\nwrote {args.out}" + (f" and {chart}" if chart else " (no chart: matplotlib missing)"))
+    return 0
+
+
+def _run(bench: Bench) -> Results:
+    """On uvloop, like `boxoffice serve`: the in-process engine figure is measured here."""
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(bench.run())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

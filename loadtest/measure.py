@@ -1,0 +1,101 @@
+"""One measured figure, whatever produced it, and where the CPU went while it ran: a figure
+whose load generator used more CPU than the server it loaded measured the generator."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measure:
+    """A throughput (`ok` per second) with its latency percentiles (ms) and its honesty data:
+    answers that were not the expected success, socket errors, and CPU per party (cores)."""
+
+    name: str
+    generator: str
+    ok: int
+    seconds: float
+    p50: float | None = None
+    p99: float | None = None
+    p999: float | None = None
+    not_ok: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    late: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def generator_suspect(self) -> bool:
+        """The load generator burnt at least as much CPU as the server it loaded: on a small
+        machine it may have been the limit, not the server."""
+        server = self.cpu.get("server")
+        return server is not None and self.cpu.get("generator", 0.0) >= server
+
+    @property
+    def bad(self) -> int:
+        return sum(self.not_ok.values()) + self.errors
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """user + system CPU of a live process (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def children_cpu_seconds() -> float:
+    """CPU of this process's finished (waited-for) children: wrk, client processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU used, in cores, by named parties between start() and stop()."""
+
+    def __init__(self, pids: dict[str, list[int]], redis_cpu: float | None = None) -> None:
+        self.pids = pids
+        self.redis_before = redis_cpu
+        self.before: dict[str, float] = {}
+        self.started = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        sample = {name: sum(proc_cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
+        sample["generator"] = children_cpu_seconds()
+        sample["bench"] = self_cpu_seconds()
+        return sample
+
+    def start(self) -> CpuMeter:
+        self.before = self._sample()
+        self.started = time.monotonic()
+        return self
+
+    def stop(self, redis_cpu: float | None = None, wall: float | None = None) -> dict[str, float]:
+        """Cores per party; `wall` (seconds) when the measured window was shorter than the
+        time since start(), e.g. after spawning client processes (the parties idled then)."""
+        wall = max(1e-9, wall or time.monotonic() - self.started)
+        after = self._sample()
+        cores = {k: (after[k] - self.before[k]) / wall for k in after}
+        if redis_cpu is not None and self.redis_before is not None:
+            cores["redis"] = (redis_cpu - self.redis_before) / wall
+        return {k: round(v, 2) for k, v in cores.items() if v > 0.005}
+
+
+def cpu_text(cpu: dict[str, float]) -> str:
+    return " ".join(f"{k} {v:.2f}" for k, v in cpu.items())

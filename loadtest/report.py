@@ -1,0 +1,373 @@
+"""Turning one run's results into the console table, docs/PERFORMANCE.md and its chart. Every
+figure carries what measured it and where the CPU went, so a reader can tell a server's limit
+from a load generator's."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loadtest.client import cpu_count
+from loadtest.measure import Measure, cpu_text
+from loadtest.procs import ROOT
+
+if TYPE_CHECKING:
+    from loadtest.bench import Results
+    from loadtest.stage import Stage
+
+ORDER = [
+    "ceiling",
+    "ceiling_p16",
+    "engine",
+    "healthz1",
+    "book1",
+    "healthz2",
+    "book2",
+    "hot1",
+    "half1",
+    "half2",
+    "rowlock",
+    "queue_poll",
+    "drain",
+]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    value: float | None
+    unit: str
+    goal: str
+    met: bool | None
+    basis: str
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def progress_line(m: Measure) -> str:
+    return f"  {m.name}: {m.rate:,.0f}/s  p99 {_fmt(m.p99)} ms  [{m.generator}]"
+
+
+def _rate(results: Results, key: str) -> float | None:
+    m = results.measures.get(key)
+    return m.rate if m is not None and m.rate > 0 else None
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _check(value: float | None, ok: bool) -> bool | None:
+    return None if value is None else ok
+
+
+def _gen(results: Results, *keys: str) -> str:
+    return "; ".join(f"{k}: {results.measures[k].generator}" for k in keys if k in results.measures)
+
+
+def ratios(results: Results) -> list[Ratio]:
+    """The figures DESIGN §6 sets goals for, computed from this one run."""
+    out: list[Ratio] = []
+    for n in (1, 2):
+        v = _div(_rate(results, f"book{n}"), _rate(results, f"healthz{n}"))
+        name = f"authenticated booking ÷ GET /healthz, {n} process{'es' if n > 1 else ''}"
+        out.append(Ratio(name, v, "", ">= 0.5", _check(v, (v or 0) >= 0.5), "req/s ÷ req/s"))
+    v = _div(_rate(results, "engine"), _rate(results, "ceiling"))
+    name = "engine bookings/s ÷ redis-benchmark EVALSHA (not pipelined)"
+    out.append(Ratio(name, v, "", ">= 0.5", _check(v, (v or 0) >= 0.5), "one process"))
+    hot = _rate(results, "hot1")
+    v = _div(hot, _rate(results, "rowlock"))
+    name = "booking ÷ Postgres row-lock peer, one hot event"
+    out.append(Ratio(name, v, "", ">= 10", _check(v, (v or 0) >= 10), "1 process each"))
+    v = _div(hot, _rate(results, "queue_poll"))
+    name = "booking ÷ queue-and-poll peer, end to end"
+    out.append(Ratio(name, v, "", ">= 100", _check(v, (v or 0) >= 100), "one hot event"))
+    for n in (1, 2):
+        m = results.measures.get(f"half{n}")
+        v = m.p99 if m is not None else None
+        name = f"p99 booking latency at half peak, {n} process{'es' if n > 1 else ''}"
+        out.append(Ratio(name, v, "ms", "< 10 ms", _check(v, (v or 0) < 10), "open model"))
+    peak = max((_rate(results, k) or 0 for k in ("book1", "book2")), default=0) or None
+    v = _div(_rate(results, "drain"), peak)
+    name = "write-behind drain rate ÷ peak booking rate"
+    out.append(Ratio(name, v, "", ">= 5", _check(v, (v or 0) >= 5), "peak = best HTTP run"))
+    for n in (1, 2):
+        lag = results.lag.get(str(n))
+        v = lag[2] if lag else None
+        name = f"p99 confirm-to-Postgres lag at half peak, {n} process{'es' if n > 1 else ''}"
+        basis = f"{lag[0]:,} bookings" if lag else ""
+        out.append(Ratio(name, v, "ms", "< 500 ms", _check(v, (v or 0) < 500), basis))
+    mem = results.memory
+    v = mem.persisted_bytes if mem else None
+    name = "Redis memory per booking once persisted"
+    basis = f"{mem.bookings:,} bookings" if mem else ""
+    out.append(Ratio(name, v, "bytes", "<= 200", _check(v, (v or 0) <= 200), basis))
+    return out
+
+
+SUSPECT = "the load generator used as much CPU as the server: it may be the limit here"
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "NOT MET", None: "n/a"}[met]
+
+
+def _measures(results: Results) -> list[Measure]:
+    return [results.measures[k] for k in ORDER if k in results.measures]
+
+
+def table(results: Results) -> str:
+    """The console table: figures, then ratios."""
+    env = results.env
+    lines = [
+        f"machine: {env.get('cpu', '?')}; load average at start {env.get('load average at start')}"
+        f"; peak load generator: {results.generator}",
+        "",
+        f"{'figure':<62} {'per s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9':>8}"
+        f" {'not ok':>7}  cpu cores / generator",
+    ]
+    for m in _measures(results):
+        lines.append(
+            f"{m.name:<62} {m.rate:>10,.0f} {_fmt(m.p50):>8} {_fmt(m.p99):>8} {_fmt(m.p999):>8}"
+            f" {m.bad:>7}  {cpu_text(m.cpu)} / {m.generator}"
+        )
+        for reason, count in m.not_ok.items():
+            lines.append(f"{'':<4}not ok: {reason} x {count:,}")
+        if m.generator_suspect:
+            lines.append(f"{'':<4}warning: {SUSPECT}")
+        if m.note:
+            lines.append(f"{'':<4}{m.note}")
+    for n, lag in sorted(results.lag.items()):
+        lines.append(
+            f"{'confirm-to-Postgres lag at half peak, ' + n + ' process(es)':<62}"
+            f" {lag[0]:>10,} {lag[1]:>8.1f} {lag[2]:>8.1f} {'':>8} {'':>7}  bookings / ms"
+        )
+    if results.memory:
+        mem = results.memory
+        lines.append(
+            f"{'Redis bytes per booking, live (outbox too) / persisted':<62}"
+            f" {mem.live_bytes:>10,.0f} {mem.persisted_bytes:>8,.0f}"
+            f"   (INFO used_memory: {mem.used_live:,.0f} / {mem.used_persisted:,.0f})"
+        )
+    for key, why in results.skipped.items():
+        lines.append(f"skipped {key}: {why}")
+    lines.append("")
+    lines.append(f"{'ratio (DESIGN §6)':<70} {'value':>10}  {'goal':<9} verdict")
+    for r in ratios(results):
+        lines.append(f"{r.name:<70} {_fmt(r.value):>10}  {r.goal:<9} {_verdict(r.met)}")
+    return "\n".join(lines)
+
+
+async def environment(stage: Stage) -> dict[str, str]:
+    redis_info = await stage.redis.info("server")
+    pg = await stage.pool.fetchval("SHOW server_version")
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _git("rev-parse", "--short", "HEAD")
+        + (" (dirty)" if _git("status", "--porcelain") else ""),
+        "cpu": f"{cpu_count()} cores, {_cpu_model()}",
+        "load average at start": load,
+        "python": platform.python_version(),
+        "redis": str(redis_info.get("redis_version")),
+        "postgres": str(pg),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=5)
+    except OSError:
+        return "?"
+    return done.stdout.strip()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def write_markdown(results: Results, path: Path, chart: Path | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown(results, chart))
+
+
+def markdown(results: Results, chart: Path | None) -> str:
+    s = results.settings
+    out = [
+        "# Performance",
+        "",
+        "Written by `python -m loadtest.bench`"
+        + (" --quick (a smoke run: figures mean nothing)" if s.quick else "")
+        + ": one run, one machine, every figure below from the same run. Load generators run"
+        " on the same machine as the servers, Redis and Postgres; the CPU column says where"
+        " the cores went (cores busy during the run), so a figure limited by its generator"
+        " shows it.",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in results.env.items()],
+        f"| peak load generator | {results.generator} |",
+        f"| settings | {s.duration:g} s per run, {s.users:,} users (pre-made tokens),"
+        f" {s.events} events, {s.connections} connections |",
+        "",
+        "## Goals (DESIGN §6)",
+        "",
+        "| figure | value | goal | verdict | basis |",
+        "|---|---:|---|---|---|",
+    ]
+    for r in ratios(results):
+        value = _fmt(r.value) + (f" {r.unit}" if r.unit and r.value is not None else "")
+        out.append(f"| {r.name} | {value} | {r.goal} | {_verdict(r.met)} | {r.basis} |")
+    out += [
+        "",
+        "## Figures",
+        "",
+        "| figure | per second | p50 ms | p99 ms | p99.9 ms | not ok | CPU cores | measured by |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for m in _measures(results):
+        bad = ", ".join(f"{k}: {v:,}" for k, v in m.not_ok.items()) or str(m.errors or 0)
+        if m.errors and m.not_ok:
+            bad += f", socket errors: {m.errors:,}"
+        note = f" ({m.note})" if m.note else ""
+        if m.generator_suspect:
+            note += f" **{SUSPECT}**"
+        late = f"; {m.late:,} due while all connections were busy" if m.late else ""
+        out.append(
+            f"| {m.name}{note} | {m.rate:,.0f} | {_fmt(m.p50)} | {_fmt(m.p99)} | {_fmt(m.p999)}"
+            f" | {bad} | {cpu_text(m.cpu)} | {m.generator}{late} |"
+        )
+    out += _writebehind_md(results)
+    if results.skipped:
+        out += ["", "## Skipped", ""] + [f"- {k}: {v}" for k, v in results.skipped.items()]
+    if chart is not None:
+        out += ["", f"![throughput and latency]({chart.name})"]
+    out += ["", "## How each figure is measured", "", *METHOD]
+    return "\n".join(out) + "\n"
+
+
+def _writebehind_md(results: Results) -> list[str]:
+    out = ["", "## Write-behind", ""]
+    if results.lag:
+        out += [
+            "| confirm-to-Postgres lag | bookings | p50 ms | p99 ms | max ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for n, (count, p50, p99, worst) in sorted(results.lag.items()):
+            out.append(
+                f"| at half peak, {n} API process(es) | {count:,} | {p50:.1f} | {p99:.1f}"
+                f" | {worst:.1f} |"
+            )
+    if results.memory:
+        mem = results.memory
+        out += [
+            "",
+            f"Redis memory per booking ({mem.bookings:,} bookings by as many users, 16 events):",
+            "",
+            "| | bytes per booking (our keys, MEMORY USAGE) | INFO used_memory delta |",
+            "|---|---:|---:|",
+            f"| confirmed, not yet persisted (the outbox holds it too) | {mem.live_bytes:,.0f}"
+            f" | {mem.used_live:,.0f} |",
+            f"| persisted (what stays: the live record, the per-user count) |"
+            f" {mem.persisted_bytes:,.0f} | {mem.used_persisted:,.0f} |",
+        ]
+    return out
+
+
+METHOD = [
+    "- **ceiling**: `redis-benchmark -c 50 -r 100000000 EVALSHA <sha of lua/book.lua> 7 <keys>"
+    " 1 __rand_int__ 1 ...`, one event with a huge capacity and limit, a random user id per call;"
+    " checked by the seats sold equalling the requests sent (one call first through redis-py"
+    " must answer ok). Pipelined run: `-P 16`.",
+    "- **engine**: `Engine.book` in the bench process (uvloop), 256 concurrent callers rotating"
+    " users and events; count checked against Redis's sold counters.",
+    "- **HTTP**: `boxoffice serve` processes on the bench's stage (`BOXOFFICE_LOG_LEVEL=warning`,"
+    " `BOXOFFICE_RATE_LIMITS=off`), tokens made with `api.tokens.Tokens.issue` for users"
+    " inserted by SQL, events with a capacity of 10^9 and a per-user limit of 10^6, so every"
+    " answer should be 202: anything else is counted under *not ok* and excluded from the rate."
+    " Peak = closed model (wrk when installed: `loadtest/wrk_rotate.lua` rotates tokens and"
+    " events, one thread per server; else `loadtest.client`). The 2-process runs split the"
+    " connections over both servers.",
+    "- **half peak**: `loadtest.client` in open model at half the same configuration's peak:"
+    " requests are due at a fixed rate and latency counts from when a request was due, so"
+    " queueing is not hidden. A `boxoffice persist` process runs meanwhile.",
+    "- **lag**: for exactly the bookings confirmed during a half-peak run, Postgres"
+    " `persisted_at - confirmed_at` (Redis's clock stamps `t`; `persisted_at` is the writing"
+    " transaction's `now()`, i.e. its start).",
+    "- **drain**: what the engine and HTTP runs left in the outbox, drained by one in-process"
+    " `Persister.drain_once` (COPY + version-guarded upsert); rows written are counted.",
+    "- **memory**: new users each book once (the per-user entries count too); the sum of"
+    " `MEMORY USAGE key SAMPLES 0` over the stage's keys before, after booking, and after the"
+    " persister drained, divided by the bookings. `INFO used_memory` deltas are shown beside"
+    " (noisy when others share the Redis).",
+    "- **peers** (`loadtest/peers/`, built from their designs, same tokens, same generator):"
+    " *row lock*: one process, per request `BEGIN; SELECT ... FOR UPDATE` the event row, count"
+    " the caller's bookings, `INSERT`, `UPDATE remaining`, `COMMIT`. *queue-and-poll*: the API"
+    " enqueues a job in a Redis list and answers 202 {jobId}; ONE worker process books each job"
+    " in a SERIALIZABLE transaction; the client polls the status route until `completed`"
+    " (throughput and latency end to end).",
+]
+
+
+def write_chart(results: Results, path: Path) -> Path | None:
+    """Throughput (log scale) and latency percentiles; None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    measures = _measures(results)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [3, 2]})
+    names = [m.name for m in measures]
+    bars = left.barh(names, [max(m.rate, 1e-3) for m in measures], color="#4477aa")
+    left.bar_label(bars, labels=[f"{m.rate:,.0f}" for m in measures], fontsize=7, padding=2)
+    left.set_xscale("log")
+    left.invert_yaxis()
+    left.set_xlabel("per second (log scale)")
+    left.set_title("throughput")
+    left.tick_params(axis="y", labelsize=7)
+    _latency_panel(right, results)
+    fig.suptitle(
+        f"boxoffice bench, {results.env.get('date', '')}, {results.env.get('cpu', '')}", fontsize=9
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _latency_panel(ax: Any, results: Results) -> None:
+    keys = [k for k in ("book1", "book2", "hot1", "half1", "half2") if k in results.measures]
+    labels = {
+        "book1": "peak 1p",
+        "book2": "peak 2p",
+        "hot1": "hot 1p",
+        "half1": "half 1p",
+        "half2": "half 2p",
+    }
+    width = 0.27
+    for i, (attr, label) in enumerate((("p50", "p50"), ("p99", "p99"), ("p999", "p99.9"))):
+        values = [getattr(results.measures[k], attr) or 0 for k in keys]
+        ax.bar([x + (i - 1) * width for x in range(len(keys))], values, width, label=label)
+    ax.set_xticks(range(len(keys)), [labels[k] for k in keys])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log scale)")
+    ax.set_title("booking latency")
+    ax.legend()

@@ -1,0 +1,63 @@
+"""The benchmark harness cannot rot: `python -m loadtest.bench --quick` (seconds) runs every
+phase against this session's stores and prints every figure's row. It asserts rows, never
+values: no test asserts a time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FIGURE_ROWS = [
+    "engine: Engine.book, one process",
+    "HTTP GET /healthz, 1 process",
+    "HTTP booking, 1 process, 4 events",
+    "HTTP GET /healthz, 2 processes",
+    "HTTP booking, 2 processes, 4 events",
+    "HTTP booking, 1 process, one hot event",
+    "HTTP booking at half peak, 1 process",
+    "HTTP booking at half peak, 2 processes",
+    "peer: Postgres row lock, one hot event",
+    "peer: queue-and-poll (one worker), one hot event, end to end",
+    "write-behind: drain, one persister",
+    "confirm-to-Postgres lag at half peak, 1 process(es)",
+    "confirm-to-Postgres lag at half peak, 2 process(es)",
+    "Redis bytes per booking, live (outbox too) / persisted",
+]
+CEILING_ROWS = [
+    "ceiling: redis-benchmark EVALSHA book.lua, not pipelined",
+    "ceiling: redis-benchmark EVALSHA book.lua -P 16",
+]
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_prints_every_figure(stores: tuple[str, str], tmp_path: Path) -> None:
+    redis_url, admin_dsn = stores
+    out = tmp_path / "PERFORMANCE.md"
+    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=admin_dsn)
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest.bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=220,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    printed = done.stdout
+    missing = [row for row in FIGURE_ROWS if row not in printed]
+    if "skipped ceiling: redis-benchmark is not on PATH" not in printed:
+        missing += [row for row in CEILING_ROWS if row not in printed]
+    assert not missing, printed
+    # Every ratio row has a value: none was left at n/a by a phase that quietly measured nothing.
+    ratio_lines = printed.split("ratio (DESIGN §6)", 1)[1].splitlines()
+    for line in ratio_lines[1:]:
+        if line.strip() and not line.startswith("wrote"):
+            assert not line.rstrip().endswith("n/a") or "redis-benchmark" in line, line
+    text = out.read_text()
+    assert "## Goals (DESIGN §6)" in text and "## How each figure is measured" in text
