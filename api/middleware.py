@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 
+import asyncpg
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -40,8 +41,6 @@ def _from_http(exc: web.HTTPException) -> ApiError:
 
 
 def _unavailable(exc: BaseException) -> ApiError | None:
-    import asyncpg
-
     if isinstance(exc, EngineUnavailable):
         return ApiError(503, "REDIS_UNAVAILABLE", "Booking engine unavailable, retry shortly")
     if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError | OSError):
@@ -85,6 +84,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         if exc.status < 400:
             raise
         response = error_response(_from_http(exc))
+    except (UnicodeError, asyncpg.DataError) as exc:
+        # Belt and braces behind the schemas' text patterns: data Postgres cannot hold.
+        response = error_response(ApiError(400, "INVALID_INPUT", f"Invalid input: {exc}"[:200]))
     except Exception as exc:
         mapped = _unavailable(exc)
         if mapped is None:

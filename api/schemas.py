@@ -9,9 +9,14 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
-Password = Annotated[str, Meta(min_length=8, max_length=128)]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+# Text Postgres can store: no NUL, no lone UTF-16 surrogates (JSON can carry both).
+_PLAIN = r"[^\x00\ud800-\udfff]"
+_ADDR = r"[^@\s\x00\ud800-\udfff]"
+Email = Annotated[
+    str, Meta(min_length=3, max_length=254, pattern=rf"^{_ADDR}+@{_ADDR}+\.{_ADDR}+$")
+]
+Password = Annotated[str, Meta(min_length=8, max_length=128, pattern=rf"^{_PLAIN}*$")]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=rf"^{_PLAIN}*$")]
 Capacity = Annotated[int, Meta(ge=0, le=10_000_000)]
 PerUser = Annotated[int, Meta(ge=1, le=1000)]
 Seats = Annotated[int, Meta(ge=1, le=1000)]
@@ -33,8 +38,8 @@ class RegisterRequest(Body):
 
 
 class LoginRequest(Body):
-    email: Annotated[str, Meta(min_length=1, max_length=254)]
-    password: Annotated[str, Meta(min_length=1, max_length=128)]
+    email: Annotated[str, Meta(min_length=1, max_length=254, pattern=rf"^{_PLAIN}*$")]
+    password: Annotated[str, Meta(min_length=1, max_length=128, pattern=rf"^{_PLAIN}*$")]
 
 
 class CreateEventRequest(Body):
