@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from engine.config import Config
 from engine.keys import KeySpace
 from engine.metrics import observe_query
 from engine.redis_client import check_eviction_policy, connect
+from persistence import queries
 from persistence.db import create_pool, migrate
 from persistence.writer import prepare_connection
 
@@ -46,6 +48,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         engine = Engine(
             redis, keys, config.idempotency_ttl_seconds, wait_replicas=config.wait_replicas
         )
+        engine.record_source = functools.partial(queries.booking_record, pool)
         watcher = InventoryWatcher(config, pool, engine)
         await watcher.bootstrap()
         watching = asyncio.create_task(watcher.run(stop))

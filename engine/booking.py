@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from engine.errors import Code, EngineError, EngineUnavailable
 from engine.keys import SHARD_SPACE, KeySpace
 from engine.metrics import REDIS_SECONDS, UNDER_REPLICATED
-from engine.records import Inventory, Record, decode_record
+from engine.records import Inventory, Record, decode_record, encode_record
 from engine.scripts import Scripts
 
 T = TypeVar("T")
@@ -85,6 +85,8 @@ class Engine:
         # idempotent), so a 202 answered just before the loss is not forgotten.
         self.journal: deque[Record] = deque(maxlen=journal_size)
         self.wait_replicas = wait_replicas
+        # Where a booking evicted from Redis after persisting is read from (Postgres).
+        self.record_source: Callable[[int], Awaitable[Record | None]] | None = None
         self.under_replicated = 0
 
     async def ensure_scripts(self) -> bool:
@@ -151,7 +153,10 @@ class Engine:
             return None
         sk = self.keys.shard(shard)
         raw = await guarded(lambda: self.redis.hget(sk.bookings, str(booking_id)))
-        return None if raw is None else decode_record(raw)
+        if raw is not None:
+            return decode_record(raw)
+        # Persisted records leave Redis (ack.lua); the system of record still has them.
+        return None if self.record_source is None else await self.record_source(booking_id)
 
     async def cancel(self, booking_id: int, actor_id: int, is_admin: bool = False) -> Record:
         record = await self.get_booking(booking_id)
@@ -162,7 +167,13 @@ class Engine:
         reply = await guarded(
             lambda: self.scripts.cancel(
                 keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats],
-                args=[booking_id, record.event_id, actor_id, "1" if is_admin else "0"],
+                args=[
+                    booking_id,
+                    record.event_id,
+                    actor_id,
+                    "1" if is_admin else "0",
+                    encode_record(record),
+                ],
             )
         )
         cancelled = decode_record(script_reply(reply)[1])

@@ -71,6 +71,11 @@ class Config:
     persister_parallel: int = _setting(
         2, "BOXOFFICE_PERSISTER_PARALLEL", "Shards written at once (a connection each)."
     )
+    evict_persisted: bool = _setting(
+        True,
+        "BOXOFFICE_EVICT_PERSISTED",
+        "Drop a booking's record from Redis once Postgres has it (reads fall back to Postgres).",
+    )
     lease_ttl_ms: int = _setting(5000, "BOXOFFICE_LEASE_TTL_MS", "Persister shard lease TTL.")
     db_pool_size: int = _setting(10, "BOXOFFICE_DB_POOL_SIZE", "asyncpg pool max size.")
     auto_rebuild: bool = _setting(

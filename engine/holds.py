@@ -15,7 +15,7 @@ from typing import Any
 from engine.booking import Engine, guarded, script_reply
 from engine.errors import Code, EngineError
 from engine.keys import SHARD_SPACE, EventKeys
-from engine.records import Record, decode_record
+from engine.records import Record, decode_record, encode_record
 
 # A hold id is the hold's jobId, `<booking id>-<96 random bits>`: unguessable.
 HOLD_ID = re.compile(r"^([0-9]{1,16})-([0-9a-f]{24})$")
@@ -90,7 +90,7 @@ class Holds:
         reply = await guarded(
             lambda: self.scripts.confirm(
                 keys=[ek.inventory, sk.bookings, sk.outbox, sk.stats, sk.holds],
-                args=[record.id, record.event_id, actor_id, hold_id],
+                args=[record.id, record.event_id, actor_id, hold_id, encode_record(record)],
             )
         )
         ok = script_reply(reply)
@@ -175,5 +175,13 @@ class Holds:
         sk = ek.shard_keys
         return self.scripts.release(
             keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.holds],
-            args=[record.id, record.event_id, mode, actor_id, "1" if is_admin else "0", hold_id],
+            args=[
+                record.id,
+                record.event_id,
+                mode,
+                actor_id,
+                "1" if is_admin else "0",
+                hold_id,
+                encode_record(record) if hold_id else "",
+            ],
         )

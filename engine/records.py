@@ -87,3 +87,11 @@ class Inventory(msgspec.Struct, frozen=True):
     held: int
     max_per_user: int
     open: bool
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_record(record: Record) -> bytes:
+    """The record as the Lua scripts read it (cjson)."""
+    return _encoder.encode(record)

@@ -246,7 +246,7 @@ class Bench:
 
     async def rowlock(self, stage: Stage) -> None:
         hot = stage.hot_event
-        args = ["--dsn", stage.dsn, "--secret", stage.secret, "--events", str(hot)]
+        args = ["--dsn", stage.dsn, f"--secret={stage.secret}", "--events", str(hot)]
         server = await start_server("loadtest.peers.rowlock", args, stage.env(), self.logs)
         try:
             measure = await self.gen.peak(
@@ -267,7 +267,7 @@ class Bench:
         hot = stage.hot_event
         module = "loadtest.peers.queue_poll"
         common = ["--dsn", stage.dsn, "--redis", stage.redis_url, "--prefix", f"{stage.prefix}q"]
-        common += ["--secret", stage.secret, "--events", str(hot)]
+        common += [f"--secret={stage.secret}", "--events", str(hot)]
         server = await start_server(module, ["serve", *common], stage.env(), self.logs)
         worker = Proc(module, ["worker", *common], stage.env(), self.logs / "qp-worker.log")
         try:

@@ -6,14 +6,16 @@
 -- KEYS[4] outbox      {p}:{sN}:outbox
 -- KEYS[5] stats       {p}:{sN}:stats             hash: "bookings" = live confirmed bookings
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] "1" if admin
+-- ARGV[5] the record as the caller read it (Redis or Postgres): used only when the bookings
+--         hash no longer holds it (persisted records are evicted, see ack.lua)
 -- Replies: {"ok", record} | {"err", CODE, detail}
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
 local actor = tonumber(ARGV[3])
 if not (booking_id and event_id and actor) then return {"err", "INVALID_INPUT", 0} end
 
-local raw = redis.call("HGET", KEYS[3], ARGV[1])
-if not raw then return {"err", "BOOKING_NOT_FOUND", 0} end
+local raw = redis.call("HGET", KEYS[3], ARGV[1]) or ARGV[5]
+if not raw or raw == "" then return {"err", "BOOKING_NOT_FOUND", 0} end
 local r = cjson.decode(raw)
 if r.e ~= event_id then return {"err", "BOOKING_NOT_FOUND", 0} end
 if ARGV[4] ~= "1" and r.u ~= actor then return {"err", "FORBIDDEN", 0} end

@@ -6,14 +6,16 @@
 -- KEYS[3] outbox    {p}:{sN}:outbox       KEYS[4] stats    {p}:{sN}:stats
 -- KEYS[5] holds     {p}:{sN}:holds        zset: hold (booking) id -> expiry, ms
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] hold id (jobId form)
+-- ARGV[5] the record as the caller read it, used only when the bookings hash no longer holds
+--         it (a persisted final state is evicted, see ack.lua)
 -- Replies: {"ok", record, replayed 0|1} | {"err", CODE, detail}
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
 local actor = tonumber(ARGV[3])
 if not (booking_id and event_id and actor) then return {"err", "INVALID_INPUT", 0} end
 
-local raw = redis.call("HGET", KEYS[2], ARGV[1])
-if not raw then return {"err", "HOLD_NOT_FOUND", 0} end
+local raw = redis.call("HGET", KEYS[2], ARGV[1]) or ARGV[5]
+if not raw or raw == "" then return {"err", "HOLD_NOT_FOUND", 0} end
 local r = cjson.decode(raw)
 if r.e ~= event_id or r.j ~= ARGV[4] or not r.x then return {"err", "HOLD_NOT_FOUND", 0} end
 if r.u ~= actor then return {"err", "FORBIDDEN", 0} end

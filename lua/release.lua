@@ -10,6 +10,8 @@
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] mode "RELEASED" | "EXPIRED"
 -- ARGV[4] acting user id (0 for the expirer)   ARGV[5] "1" if admin
 -- ARGV[6] hold id (jobId form; "" for the expirer)
+-- ARGV[7] the record as the caller read it, used only when the bookings hash no longer holds
+--         it (a persisted final state is evicted, see ack.lua); "" for the expirer
 -- Replies: {"ok", record} | {"ok", ""} (EXPIRED mode: nothing due) | {"err", CODE, detail}
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
@@ -20,6 +22,7 @@ if not (booking_id and event_id and actor) or (mode ~= "RELEASED" and mode ~= "E
 end
 
 local raw = redis.call("HGET", KEYS[3], ARGV[1])
+if not raw and ARGV[7] and ARGV[7] ~= "" then raw = ARGV[7] end
 local r = raw and cjson.decode(raw)
 local now = redis.call("TIME")
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)

@@ -50,6 +50,7 @@ class Persister:
         idle_ms: int = 50,
         lease_ttl_ms: int = 5000,
         parallel: int = 2,
+        evict: bool = True,
     ) -> None:
         self.redis = redis
         self.pool = pool
@@ -57,6 +58,7 @@ class Persister:
         self.scripts = Scripts(redis)
         self.batch_size = batch_size
         self.parallel = max(1, parallel)
+        self.evict = evict
         self.idle_s = idle_ms / 1000
         self.token = secrets.token_hex(8)
         self.leases = LeaseManager(redis, keys, self.scripts, self.token, lease_ttl_ms)
@@ -81,7 +83,8 @@ class Persister:
         poison = await write_batch(self.pool, records)
         dead.extend(_dead_entry(json.dumps(msgspec.to_builtins(r)), why) for r, why in poison)
         ack = await self.scripts.ack(
-            keys=[sk.inflight, sk.stats, sk.lease, sk.dead], args=[self.token, len(raws), *dead]
+            keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings],
+            args=[self.token, len(raws), "1" if self.evict else "0", *dead],
         )
         if ack[0] == b"err":
             # Written but not acked: the new owner writes it again, and the version guard

@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from engine.records import Record
+
 Row = Any  # asyncpg.Record
 
 
@@ -148,12 +150,29 @@ async def persisted_version(pool: Any, booking_id: int) -> int | None:
     return None if value is None else int(value)
 
 
-async def booking_by_job(pool: Any, job_id: str) -> Row | None:
-    return await pool.fetchrow(
-        "SELECT id, user_id, event_id, seats, status, version, job_id, created_at, confirmed_at,"
-        " updated_at, expires_at FROM bookings WHERE job_id = $1",
-        job_id,
+def record_of_row(row: Any) -> Record:
+    """A bookings row as the engine's record (the version Postgres holds)."""
+    return Record(
+        id=row["id"],
+        e=row["event_id"],
+        u=row["user_id"],
+        s=row["seats"],
+        st=row["status"],
+        v=row["version"],
+        j=row["job_id"],
+        t=int(row["confirmed_at"].timestamp() * 1000),
+        ut=int(row["updated_at"].timestamp() * 1000),
+        x=0 if row["expires_at"] is None else int(row["expires_at"].timestamp() * 1000),
     )
+
+
+async def booking_record(pool: Any, booking_id: int) -> Record | None:
+    row = await pool.fetchrow(
+        "SELECT id, user_id, event_id, seats, status, version, job_id, confirmed_at,"
+        " updated_at, expires_at FROM bookings WHERE id = $1",
+        booking_id,
+    )
+    return None if row is None else record_of_row(row)
 
 
 # -- analytics ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from engine.errors import Code, EngineError
 from engine.keys import SHARD_SPACE, KeySpace
 from engine.records import Record
 from engine.recovery import Recovery, Snapshot
+from persistence.queries import record_of_row
 
 EPOCH_KEY = "redis_epoch"
 
@@ -69,21 +70,6 @@ class EventDrift:
             or self.capacity_drift != 0
             or any(self.user_drift.values())
         )
-
-
-def record_of_row(row: Any) -> Record:
-    return Record(
-        id=row["id"],
-        e=row["event_id"],
-        u=row["user_id"],
-        s=row["seats"],
-        st=row["status"],
-        v=row["version"],
-        j=row["job_id"],
-        t=int(row["confirmed_at"].timestamp() * 1000),
-        ut=int(row["updated_at"].timestamp() * 1000),
-        x=0 if row["expires_at"] is None else int(row["expires_at"].timestamp() * 1000),
-    )
 
 
 # The status a booking had before its last change.

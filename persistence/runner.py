@@ -30,6 +30,7 @@ async def open_persister(config: Config) -> tuple[Persister, Any, Any]:
         idle_ms=config.batch_wait_ms,
         lease_ttl_ms=config.lease_ttl_ms,
         parallel=config.persister_parallel,
+        evict=config.evict_persisted,
     )
     return persister, redis, pool
 

@@ -3,6 +3,7 @@ Redis key space per test, on the real servers (REDIS_URL / DATABASE_URL or the d
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import tempfile
@@ -24,6 +25,7 @@ from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
 from engine.redis_client import connect
+from persistence import queries
 from persistence.db import create_pool, migrate
 from persistence.persister import Persister
 from persistence.writer import prepare_connection
@@ -136,8 +138,11 @@ def keys(config: Config) -> KeySpace:
 
 
 @pytest.fixture
-def engine(redis: Redis, keys: KeySpace) -> Engine:
-    return Engine(redis, keys)
+def engine(redis: Redis, keys: KeySpace, pool: Any) -> Engine:
+    """Wired as the app wires it: records evicted from Redis are read from Postgres."""
+    engine = Engine(redis, keys)
+    engine.record_source = functools.partial(queries.booking_record, pool)
+    return engine
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def env_of(config: Config, **extra: str) -> dict[str, str]:
             "BOXOFFICE_ARGON2_TIME_COST": str(config.argon2_time_cost),
             "BOXOFFICE_LOG_LEVEL": "warning",
             "BOXOFFICE_RATE_LIMITS": config.rate_limits,
+            "BOXOFFICE_EVICT_PERSISTED": "true" if config.evict_persisted else "false",
         }
     )
     env.update(extra)

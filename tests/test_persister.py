@@ -47,14 +47,14 @@ async def test_a_batch_replayed_after_a_crash_is_a_no_op(pool, engine, persister
     """A batch left in flight (crash before ack) is written again first; nothing doubles."""
     event_id = await make_event(pool, engine)
     users = await insert_users(pool, 10)
+    sk = keys.event(event_id).shard_keys
     for u in users:
         await engine.book(event_id, u)
-    sk = keys.event(event_id).shard_keys
+    batch = await engine.redis.lrange(sk.outbox, 0, -1)
     # Simulate a persister that committed then died before its ack: keep a copy in flight.
     await persister.drain_once()
     committed = await rows(pool, event_id)
-    replay = await engine.redis.hvals(sk.bookings)
-    await engine.redis.rpush(sk.inflight, *replay)
+    await engine.redis.rpush(sk.inflight, *batch)
     assert await persister.drain_once() == 10
     assert await rows(pool, event_id) == committed
     assert await engine.redis.llen(sk.inflight) == 0

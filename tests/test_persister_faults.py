@@ -36,8 +36,13 @@ def seeded() -> tuple[int, random.Random]:
 
 
 def persist_env(config: Config) -> dict[str, str]:
+    """These tests read the truth from the bookings hashes, so persisted records stay there
+    (eviction after persisting has its own tests in tests/test_eviction.py)."""
     return env_of(
-        config, BOXOFFICE_LEASE_TTL_MS=str(LEASE_TTL_MS), BOXOFFICE_BATCH_SIZE=str(BATCH_SIZE)
+        config,
+        BOXOFFICE_LEASE_TTL_MS=str(LEASE_TTL_MS),
+        BOXOFFICE_BATCH_SIZE=str(BATCH_SIZE),
+        BOXOFFICE_EVICT_PERSISTED="false",
     )
 
 

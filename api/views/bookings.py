@@ -117,26 +117,11 @@ async def _record_by_job(svc: Services, job_id: str) -> Record | None:
     match = JOB_ID.match(job_id)
     if match is None:
         return None
+    # Redis first, then Postgres (engine.get_booking falls back for evicted records).
     record = await svc.engine.get_booking(int(match.group(1)))
     if record is not None and secrets.compare_digest(record.job_id, job_id):
         return record
-    row = await queries.booking_by_job(svc.pool, job_id)
-    return None if row is None else _record_of_row(row)
-
-
-def _record_of_row(row: Any) -> Record:
-    return Record(
-        id=row["id"],
-        e=row["event_id"],
-        u=row["user_id"],
-        s=row["seats"],
-        st=row["status"],
-        v=row["version"],
-        j=row["job_id"],
-        t=int(row["confirmed_at"].timestamp() * 1000),
-        ut=int(row["updated_at"].timestamp() * 1000),
-        x=0 if row["expires_at"] is None else int(row["expires_at"].timestamp() * 1000),
-    )
+    return None
 
 
 async def job_status(request: web.Request) -> web.Response:

@@ -171,6 +171,16 @@ async def _release_holds(svc: Services, event_id: int, admin_id: int) -> None:
                 raise
 
 
+async def _confirmed_ids(svc: Services, conn: Any, event_id: int) -> list[int]:
+    """Confirmed bookings of a closed event: those still in Redis and those only Postgres
+    holds now (evicted after persisting). A stale one is refused as already cancelled."""
+    in_redis = {r.id for r in await svc.engine.live_bookings(event_id)}
+    rows = await conn.fetch(
+        "SELECT id FROM bookings WHERE event_id = $1 AND status = 'CONFIRMED'", event_id
+    )
+    return sorted(in_redis | {int(r["id"]) for r in rows})
+
+
 async def delete_event(request: web.Request) -> web.Response:
     principal = require_admin(request)
     event_id = path_id(request)
@@ -185,9 +195,9 @@ async def delete_event(request: web.Request) -> web.Response:
             raise from_engine(exc.code, exc.detail) from None
         cancelled = 0
         if force:
-            for record in await svc.engine.live_bookings(event_id):
+            for booking_id in await _confirmed_ids(svc, conn, event_id):
                 try:
-                    await svc.engine.cancel(record.id, principal.id, is_admin=True)
+                    await svc.engine.cancel(booking_id, principal.id, is_admin=True)
                     cancelled += 1
                 except EngineError as exc:  # its owner cancelled it a moment ago
                     if exc.code is not Code.ALREADY_CANCELLED:
