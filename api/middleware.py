@@ -3,8 +3,11 @@ for everything that goes wrong (never a traceback in a response)."""
 
 from __future__ import annotations
 
-import secrets
+import functools
+import itertools
+import os
 import time
+from typing import Any
 
 import asyncpg
 import structlog
@@ -63,9 +66,34 @@ def _oversized(request: web.Request) -> ApiError | None:
     return None
 
 
+_REQUEST_IDS = itertools.count(1)
+_ID_PREFIX = f"{os.getpid():x}{int(time.time()):x}"
+
+
+def _next_request_id() -> str:
+    """Unique per process lifetime; not a secret, so no randomness is spent on it."""
+    return f"{_ID_PREFIX}-{next(_REQUEST_IDS):x}"
+
+
+@functools.cache
+def _request_counter(route: str, status: int) -> Any:
+    return REQUESTS.labels(route, str(status))
+
+
+@functools.cache
+def _latency(route: str) -> Any:
+    return LATENCY.labels(route)
+
+
+def _count(route: str, status: int, elapsed: float) -> None:
+    """Metric children are looked up once per (route, status), not on every request."""
+    _request_counter(route, status).inc()
+    _latency(route).observe(elapsed)
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -98,8 +126,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     elapsed = time.perf_counter() - started
     response.headers["X-Request-Id"] = request_id
     principal = request.get(PRINCIPAL)
-    REQUESTS.labels(route, str(response.status)).inc()
-    LATENCY.labels(route).observe(elapsed)
+    _count(route, response.status, elapsed)
     log.info(
         "request",
         method=request.method,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from engine import randomness
 from engine.errors import Code, EngineError, EngineUnavailable
 from engine.keys import SHARD_SPACE, KeySpace
 from engine.metrics import REDIS_SECONDS, UNDER_REPLICATED
@@ -116,7 +116,7 @@ class Engine:
                     user_id,
                     seats,
                     ek.shard,
-                    secrets.token_hex(12),
+                    randomness.token_hex(12),
                     idempotency_key or "",
                     self.idempotency_ttl,
                     SHARD_SPACE,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine import randomness
 from engine.booking import Engine, guarded, script_reply
 from engine.errors import Code, EngineError
 from engine.keys import SHARD_SPACE, EventKeys
@@ -65,7 +66,7 @@ class Holds:
                     user_id,
                     seats,
                     ek.shard,
-                    secrets.token_hex(12),
+                    randomness.token_hex(12),
                     idempotency_key or "",
                     self.engine.idempotency_ttl,
                     SHARD_SPACE,
