@@ -22,6 +22,7 @@ from api.devrun import announce, prepare, start_local_servers
 from api.embedded import LocalStack, Unavailable
 from api.logs import configure_logging
 from api.passwords import Passwords
+from api.workers import supervise
 from engine.booking import Engine
 from engine.config import Config, ConfigError
 from engine.keys import KeySpace
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default=None, help="bind address (BOXOFFICE_HOST)")
     serve.add_argument("--port", type=int, default=None, help="port (PORT, default 3000)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="API processes sharing the port (SO_REUSEPORT)"
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     persist = sub.add_parser("persist", help="run the write-behind persister")
     persist.add_argument("--once", action="store_true", help="drain every shard once and exit")
     persist.add_argument(
@@ -91,15 +96,35 @@ def load_config(command: str, args: argparse.Namespace) -> Config:
     return Config.from_env(require_secret=command in {"serve", "run"}, **overrides)
 
 
-def _serve(config: Config, with_persister: bool) -> int:
+def _serve(config: Config, with_persister: bool, reuse_port: bool = False) -> int:
     _install_uvloop()
     asyncio.run(ensure_database(config.database_url))
     app = init_app(config)
     if with_persister:
         app.cleanup_ctx.append(_persister_ctx(config))
     print(f"boxoffice listening on http://{config.host}:{config.port}", file=sys.stderr)
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        access_log=None,
+        print=None,
+        reuse_port=reuse_port or None,
+    )
     return 0
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -210,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.command, args)
         configure_logging(config.log_level)
         if args.command == "serve":
-            return _serve(config, with_persister=False)
+            if args.workers > 1:
+                passed = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "serve"]
+                return supervise(_without_workers(passed), args.workers)
+            return _serve(config, with_persister=False, reuse_port=args.reuse_port)
         if args.command == "run":
             return _run(args)
         if args.command == "persist":

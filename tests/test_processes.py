@@ -108,3 +108,26 @@ async def _in_flight(redis: Any, key: str) -> bool:
 
 async def _drained(redis: Any, sk: Any) -> bool:
     return await redis.llen(sk.outbox) == 0 and await redis.llen(sk.inflight) == 0
+
+
+async def test_serve_workers_share_one_port_and_stop_together(config, tmp):
+    from tests.support import free_port, wait_http
+
+    port = free_port()
+    proc = Proc(["serve", "--port", str(port), "--workers", "2"], env_of(config), tmp / "w.log")
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        prefixes = set()
+        for _ in range(50):
+            # A new connection each time: the kernel spreads them over the workers.
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{port}/healthz") as response,
+            ):
+                assert response.status == 200
+                prefixes.add(response.headers["X-Request-Id"].split("-")[0])
+            if len(prefixes) == 2:
+                break
+        assert len(prefixes) == 2, "every answer came from one process"
+    finally:
+        assert proc.terminate() == 0, proc.output()
