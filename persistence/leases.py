@@ -74,6 +74,11 @@ class LeaseManager:
         self._free_before = free - self.held
         return set(self.held)
 
+    async def renew_all(self) -> None:
+        for shard in sorted(self.held):
+            if not await self._call(shard, "renew"):
+                self.held.discard(shard)
+
     async def take_all(self) -> set[int]:
         """Burst mode: take every free shard regardless of share."""
         for shard in range(self.keys.shard_count):

@@ -132,10 +132,19 @@ class Persister:
             await self.flush_impressions(shard)
             return total
 
+        async def keep_leases() -> None:
+            while True:  # a long drain outlives one lease TTL
+                await asyncio.sleep(self.renew_every_s)
+                await self.leases.renew_all()
+
+        renewing = asyncio.create_task(keep_leases())
         try:
             shards = sorted(await self.leases.take_all())
             return sum(await self._in_parallel(drain, shards))
         finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
             await self.leases.release_all()
 
     async def _in_parallel(self, work: Any, shards: list[int]) -> list[int]:

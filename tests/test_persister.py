@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -128,3 +129,13 @@ async def test_two_persisters_split_the_shards(pool, redis, keys: KeySpace):
     assert len(held_a) == len(held_b) == keys.shard_count // 2
     await a.leases.release_all()
     await b.leases.release_all()
+
+
+async def test_drain_once_outlives_its_lease_ttl(pool, redis, keys, engine):
+    """A burst drain longer than one lease TTL keeps its leases (it renews them)."""
+    persister = Persister(redis, pool, keys, batch_size=10, lease_ttl_ms=200, parallel=1)
+    event_id = await make_event(pool, engine, capacity=3000)
+    users = await insert_users(pool, 3000)
+    await asyncio.gather(*(engine.book(event_id, u) for u in users))
+    assert await persister.drain_once() == 3000
+    assert await pool.fetchval("SELECT count(*) FROM bookings") == 3000
