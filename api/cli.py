@@ -22,6 +22,7 @@ from api.devrun import announce, prepare, start_local_servers
 from api.embedded import LocalStack, Unavailable
 from api.logs import configure_logging
 from api.passwords import Passwords
+from api.seeding import seed_events
 from api.workers import supervise
 from engine.booking import Engine
 from engine.config import Config, ConfigError
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument(
         "--repair", action="store_true", help="repair drifted events, rebuild missing inventory"
     )
+    seed = sub.add_parser("seed", help="create demo or load-test events (with inventory)")
+    seed.add_argument("--events", type=int, default=10, help="how many events (default 10)")
+    seed.add_argument("--capacity", type=int, default=100, help="seats each (default 100)")
+    seed.add_argument("--max-per-user", type=int, default=1, help="seats per user (default 1)")
     run = sub.add_parser("run", help="API and persister in one process (development)")
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
@@ -229,33 +234,61 @@ def _admin_password(args: argparse.Namespace) -> str | None:
     return password
 
 
+def _cmd_serve(args: argparse.Namespace, config: Config, argv: Sequence[str]) -> int:
+    if args.workers > 1:
+        passed = [a for a in argv if a != "serve"]
+        return supervise(_without_workers(passed), args.workers)
+    return _serve(config, with_persister=False, reuse_port=args.reuse_port)
+
+
+def _cmd_persist(args: argparse.Namespace, config: Config, argv: Sequence[str]) -> int:
+    _install_uvloop()
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port, addr=config.host)
+    return asyncio.run(run_persister(config, once=args.once))
+
+
+def _cmd_migrate(args: argparse.Namespace, config: Config, argv: Sequence[str]) -> int:
+    asyncio.run(ensure_database(config.database_url))
+    applied = asyncio.run(migrate_dsn(config.database_url))
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def _cmd_seed(args: argparse.Namespace, config: Config, argv: Sequence[str]) -> int:
+    if args.events < 1 or args.capacity < 0 or args.max_per_user < 1:
+        raise ConfigError("seed needs --events >= 1, --capacity >= 0, --max-per-user >= 1")
+    ids = asyncio.run(seed_events(config, args.events, args.capacity, args.max_per_user))
+    print(f"created {len(ids)} events: ids {ids[0]}..{ids[-1]}")
+    return 0
+
+
+def _cmd_reconcile(args: argparse.Namespace, config: Config, argv: Sequence[str]) -> int:
+    return asyncio.run(_reconcile(config, args.repair))
+
+
+def _cmd_create_admin(args: argparse.Namespace, config: Config, argv: Sequence[str]) -> int:
+    print(asyncio.run(_create_admin(config, args.email, _admin_password(args), args.name)))
+    return 0
+
+
+COMMANDS = {
+    "serve": _cmd_serve,
+    "run": lambda args, config, argv: _run(args),
+    "persist": _cmd_persist,
+    "migrate": _cmd_migrate,
+    "seed": _cmd_seed,
+    "reconcile": _cmd_reconcile,
+    "create-admin": _cmd_create_admin,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.command, args)
         configure_logging(config.log_level)
-        if args.command == "serve":
-            if args.workers > 1:
-                passed = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "serve"]
-                return supervise(_without_workers(passed), args.workers)
-            return _serve(config, with_persister=False, reuse_port=args.reuse_port)
-        if args.command == "run":
-            return _run(args)
-        if args.command == "persist":
-            _install_uvloop()
-            if args.metrics_port:
-                prometheus_client.start_http_server(args.metrics_port, addr=config.host)
-            return asyncio.run(run_persister(config, once=args.once))
-        if args.command == "migrate":
-            asyncio.run(ensure_database(config.database_url))
-            applied = asyncio.run(migrate_dsn(config.database_url))
-            print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
-            return 0
-        if args.command == "reconcile":
-            return asyncio.run(_reconcile(config, args.repair))
-        if args.command == "create-admin":
-            print(asyncio.run(_create_admin(config, args.email, _admin_password(args), args.name)))
-            return 0
+        return int(COMMANDS[args.command](args, config, argv or sys.argv[1:]))
     except ConfigError as exc:
         print(f"boxoffice: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -265,7 +298,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ConnectionError) as exc:
         print(f"boxoffice: cannot reach a dependency: {exc}", file=sys.stderr)
         return 3
-    return 2
 
 
 if __name__ == "__main__":

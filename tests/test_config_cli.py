@@ -127,3 +127,24 @@ def test_the_documented_placeholder_secret_is_refused_outside_dev():
     with pytest.raises(ConfigError, match="placeholder"):
         Config.from_env({"JWT_SECRET": placeholder})
     assert Config.from_env({"JWT_SECRET": placeholder, "BOXOFFICE_ENV": "dev"})
+
+
+async def test_seed_creates_events_with_inventory_and_a_progress_bar(config, engine, pool):
+    import asyncio as _asyncio
+
+    from tests.support import env_of
+
+    done = await _asyncio.to_thread(
+        subprocess.run,
+        [*BOXOFFICE, "seed", "--events", "3", "--capacity", "25"],
+        env=env_of(config),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "created 3 events" in done.stdout and "seed" in done.stderr
+    ids = [r["id"] for r in await pool.fetch("SELECT id FROM events ORDER BY id")]
+    inventories = await engine.inventories(ids)
+    assert [(i.capacity, i.available) for i in inventories.values()] == [(25, 25)] * 3
