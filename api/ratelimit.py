@@ -44,29 +44,21 @@ class RateLimits:
 
     async def hit(self, item: RateLimitItem, scope: str, identity: str) -> None:
         """Count one attempt; raise 429 when over the limit."""
-        if not self.enabled:
-            return
-        try:
-            if await self.limiter.hit(item, scope, identity):
-                return
-            stats = await self.limiter.get_window_stats(item, scope, identity)
-        except StorageError as exc:
-            raise EngineUnavailable(str(exc)) from exc
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise ApiError(
-            429,
-            "RATE_LIMITED",
-            "Too many requests, retry later",
-            {"retryAfter": retry_after, "limit": str(item)},
-            headers={"Retry-After": str(retry_after)},
-        )
+        await self._check(item, scope, identity, count=True, message="Too many requests")
 
     async def blocked(self, item: RateLimitItem, scope: str, identity: str) -> None:
         """Refuse (429) without counting when `identity` is already over the limit."""
+        message = "Too many failed logins for this account"
+        await self._check(item, scope, identity, count=False, message=message)
+
+    async def _check(
+        self, item: RateLimitItem, scope: str, identity: str, count: bool, message: str
+    ) -> None:
         if not self.enabled:
             return
+        probe = self.limiter.hit if count else self.limiter.test
         try:
-            if await self.limiter.test(item, scope, identity):
+            if await probe(item, scope, identity):
                 return
             stats = await self.limiter.get_window_stats(item, scope, identity)
         except StorageError as exc:
@@ -75,7 +67,7 @@ class RateLimits:
         raise ApiError(
             429,
             "RATE_LIMITED",
-            "Too many failed logins for this account, retry later",
-            {"retryAfter": retry_after},
+            f"{message}, retry later",
+            {"retryAfter": retry_after, "limit": str(item)},
             headers={"Retry-After": str(retry_after)},
         )
