@@ -49,6 +49,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             redis, keys, config.idempotency_ttl_seconds, wait_replicas=config.wait_replicas
         )
         engine.record_source = functools.partial(queries.booking_record, pool)
+        limits.scripts = engine.scripts  # the booking limit rides the engine's pipeline
         watcher = InventoryWatcher(config, pool, engine)
         await watcher.bootstrap()
         watching = asyncio.create_task(watcher.run(stop))

@@ -29,6 +29,7 @@ SCRIPT_NAMES = (
     "hold",
     "confirm",
     "release",
+    "ratelimit",
 )
 
 
@@ -61,6 +62,7 @@ class Scripts:
     hold: PipelinedScript
     confirm: PipelinedScript
     release: PipelinedScript
+    ratelimit: PipelinedScript
 
     def __init__(self, redis: Redis | Any) -> None:
         self.pipeline = AutoPipeline(redis)

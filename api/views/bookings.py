@@ -76,7 +76,7 @@ async def book(request: web.Request) -> web.Response:
     svc = services(request)
     if not svc.watcher.ready:
         raise from_engine(Code.EVENT_NOT_LOADED)
-    await svc.limits.hit(svc.limits.book_user, "book-user", str(principal.id))
+    await svc.limits.hit_booking(principal.id)
     try:
         result = await svc.engine.book(event_id, principal.id, body.seats, idempotency_key)
     except EngineError as exc:

@@ -45,7 +45,7 @@ async def hold(request: web.Request) -> web.Response:
     idempotency_key = idempotency_key_of(request)
     svc = services(request)
     # A hold takes seats like a booking: it shares the per-user booking limit.
-    await svc.limits.hit(svc.limits.book_user, "book-user", str(principal.id))
+    await svc.limits.hit_booking(principal.id)
     longest = svc.config.hold_ttl_max_seconds
     ttl = svc.config.hold_ttl_seconds if body.ttl_seconds is None else body.ttl_seconds
     if ttl > longest:
