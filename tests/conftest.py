@@ -25,6 +25,7 @@ from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
 from engine.redis_client import connect
+from loadtest.stage import delete_prefix
 from persistence import queries
 from persistence.db import create_pool, migrate
 from persistence.persister import Persister
@@ -122,14 +123,7 @@ async def config(pg_dsn: str, pool: Any, redis: Redis, redis_url: str) -> AsyncI
 
 
 async def delete_keyspace(redis: Redis, prefix: str) -> None:
-    batch: list[Any] = []
-    async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            await redis.delete(*batch)
-            batch.clear()
-    if batch:
-        await redis.delete(*batch)
+    await delete_prefix(redis, f"{prefix}:")
 
 
 @pytest.fixture

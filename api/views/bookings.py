@@ -88,6 +88,11 @@ async def book(request: web.Request) -> web.Response:
     if record.user_id != principal.id:  # an idempotency key is per user; belt and braces
         raise from_engine(Code.IDEMPOTENCY_KEY_REUSED)
     BOOKINGS.labels("REPLAYED" if result.replayed else "CONFIRMED").inc()
+    return accepted_response(record, result.replayed)
+
+
+def accepted_response(record: Record, replayed: bool) -> web.Response:
+    """The original's 202 booking answer, decided at once: a booking and a confirmed hold."""
     accepted = BookAccepted(
         message="Booking confirmed",
         job_id=record.job_id,
@@ -96,7 +101,7 @@ async def book(request: web.Request) -> web.Response:
         status_endpoint=f"/api/bookings/status/{record.job_id}",
         status="completed",
         booking=booking_out(record),
-        replayed=result.replayed,
+        replayed=replayed,
     )
     return json_response(accepted, status=202)
 

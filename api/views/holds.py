@@ -13,8 +13,8 @@ from api.context import services
 from api.errors import bad_request
 from api.http import json_response, path_id, read_body
 from api.metrics import BOOKINGS
-from api.schemas import BookAccepted, HoldOut, HoldRequest, MessageResponse
-from api.views.bookings import booking_out, idempotency_key_of, not_loaded_error
+from api.schemas import HoldOut, HoldRequest, MessageResponse
+from api.views.bookings import accepted_response, idempotency_key_of, not_loaded_error
 from engine.errors import Code, EngineError
 from engine.holds import Holds
 from engine.records import Record
@@ -72,17 +72,7 @@ async def confirm(request: web.Request) -> web.Response:
     result = await Holds(services(request).engine).confirm(hold_id, principal.id)
     record = result.record
     BOOKINGS.labels("HOLD_REPLAYED" if result.replayed else "HOLD_CONFIRMED").inc()
-    accepted = BookAccepted(
-        message="Booking confirmed",
-        job_id=record.job_id,
-        queue_position=0,
-        estimated_wait_time=0,
-        status_endpoint=f"/api/bookings/status/{record.job_id}",
-        status="completed",
-        booking=booking_out(record),
-        replayed=result.replayed,
-    )
-    return json_response(accepted, status=202)
+    return accepted_response(record, result.replayed)
 
 
 async def release(request: web.Request) -> web.Response:
