@@ -17,7 +17,10 @@ def supervise(argv: Sequence[str], workers: int) -> int:
     command = [sys.executable, "-m", "api.cli", "serve", "--reuse-port", *argv]
     children = [subprocess.Popen(command) for _ in range(workers)]
 
+    stopping: set[int] = set()
+
     def forward(signum: int, _frame: FrameType | None) -> None:
+        stopping.add(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
@@ -31,6 +34,8 @@ def supervise(argv: Sequence[str], workers: int) -> int:
             if status is None:
                 continue
             children.remove(child)
+            if -status in stopping:
+                status = 0  # stopped by the signal we passed on (e.g. still starting up)
             if status != 0 and code == 0:
                 code = status
                 forward(signal.SIGTERM, None)  # one died: stop the rest, do not limp on
