@@ -15,7 +15,7 @@ from types import FrameType
 def supervise(argv: Sequence[str], workers: int) -> int:
     """Start `workers` copies of `boxoffice serve --reuse-port ...`; wait for all of them."""
     command = [sys.executable, "-m", "api.cli", "serve", "--reuse-port", *argv]
-    children = [subprocess.Popen(command) for _ in range(workers)]
+    children: list[subprocess.Popen[bytes]] = []
 
     stopping: set[int] = set()
 
@@ -27,6 +27,7 @@ def supervise(argv: Sequence[str], workers: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    children.extend(subprocess.Popen(command) for _ in range(workers))
     code = 0
     while children:
         for child in list(children):
