@@ -105,24 +105,8 @@ class Engine:
     async def book(
         self, event_id: int, user_id: int, seats: int = 1, idempotency_key: str | None = None
     ) -> BookResult:
-        ek = self.keys.event(event_id)
-        sk = ek.shard_keys
-        idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
-        reply = await guarded(
-            lambda: self.scripts.book(
-                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, idem_key, sk.stats],
-                args=[
-                    event_id,
-                    user_id,
-                    seats,
-                    ek.shard,
-                    randomness.token_hex(12),
-                    idempotency_key or "",
-                    self.idempotency_ttl,
-                    SHARD_SPACE,
-                ],
-            )
-        )
+        keys, args = self.take_call(event_id, user_id, seats, idempotency_key)
+        reply = await guarded(lambda: self.scripts.book(keys=keys, args=args))
         ok = script_reply(reply)
         record = decode_record(ok[1])
         if record.event_id != event_id or record.status != "CONFIRMED":  # or a hold's key
@@ -130,6 +114,28 @@ class Engine:
         if not ok[2]:
             await self.settle(record)
         return BookResult(record, bool(ok[2]))
+
+    def take_call(
+        self, event_id: int, user_id: int, seats: int, idempotency_key: str | None
+    ) -> tuple[list[Any], list[Any]]:
+        """KEYS and ARGV that book.lua and hold.lua share (hold.lua appends its own)."""
+        ek = self.keys.event(event_id)
+        sk = ek.shard_keys
+        idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
+        keys: list[Any] = [
+            ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, idem_key, sk.stats,
+        ]  # fmt: skip
+        args: list[Any] = [
+            event_id,
+            user_id,
+            seats,
+            ek.shard,
+            randomness.token_hex(12),
+            idempotency_key or "",
+            self.idempotency_ttl,
+            SHARD_SPACE,
+        ]
+        return keys, args
 
     async def settle(self, record: Record) -> None:
         """After a script confirmed a change: journal it, and wait for replicas if asked."""
@@ -177,8 +183,7 @@ class Engine:
             )
         )
         cancelled = decode_record(script_reply(reply)[1])
-        self.journal.append(cancelled)
-        await self._wait_for_replicas()
+        await self.settle(cancelled)
         return cancelled
 
     async def load_event(self, spec: EventSpec) -> int:

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine import randomness
 from engine.booking import Engine, guarded, script_reply
 from engine.errors import Code, EngineError
-from engine.keys import SHARD_SPACE, EventKeys
+from engine.keys import EventKeys
 from engine.records import Record, decode_record, encode_record
 
 # A hold id is the hold's jobId, `<booking id>-<96 random bits>`: unguessable.
@@ -46,34 +45,10 @@ class Holds:
         max_ttl_ms: int,
         idempotency_key: str | None = None,
     ) -> HoldResult:
-        ek = self.keys.event(event_id)
-        sk = ek.shard_keys
-        idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
+        keys, args = self.engine.take_call(event_id, user_id, seats, idempotency_key)
+        holds_key = self.keys.event(event_id).shard_keys.holds
         reply = await guarded(
-            lambda: self.scripts.hold(
-                keys=[
-                    ek.inventory,
-                    ek.users,
-                    sk.bookings,
-                    sk.outbox,
-                    sk.seq,
-                    idem_key,
-                    sk.stats,
-                    sk.holds,
-                ],
-                args=[
-                    event_id,
-                    user_id,
-                    seats,
-                    ek.shard,
-                    randomness.token_hex(12),
-                    idempotency_key or "",
-                    self.engine.idempotency_ttl,
-                    SHARD_SPACE,
-                    ttl_ms,
-                    max_ttl_ms,
-                ],
-            )
+            lambda: self.scripts.hold(keys=[*keys, holds_key], args=[*args, ttl_ms, max_ttl_ms])
         )
         ok = script_reply(reply)
         record = decode_record(ok[1])
