@@ -66,7 +66,10 @@ class Config:
     )
     batch_size: int = _setting(1000, "BOXOFFICE_BATCH_SIZE", "Persister records per batch.")
     batch_wait_ms: int = _setting(
-        50, "BOXOFFICE_BATCH_WAIT_MS", "Persister idle poll interval, milliseconds."
+        50,
+        "BOXOFFICE_BATCH_WAIT_MS",
+        "Persister pause between rounds that found no full batch, milliseconds (lets "
+        "records gather: fewer, larger writes; adds up to this much confirm-to-Postgres lag).",
     )
     persister_parallel: int = _setting(
         2, "BOXOFFICE_PERSISTER_PARALLEL", "Shards written at once (a connection each)."

@@ -171,8 +171,8 @@ class Persister:
                         await self.leases.rebalance()
                         next_renew = now + self.renew_every_s
                     # Lapsed holds go back to stock even while persisting is paused.
-                    handled = await self.expirer.expire_shards(sorted(self.leases.held))
-                    handled += 0 if await self.paused() else await self._flush_owned(stop)
+                    expired = await self.expirer.expire_shards(sorted(self.leases.held))
+                    written = [] if await self.paused() else await self._flush_owned(stop)
                     self._set_postgres_down(False)
                     backoff.reset()
                 except LeaseLost as lost:
@@ -182,13 +182,18 @@ class Persister:
                     self._set_postgres_down(True, exc)
                     await _sleep_or_stop(stop, backoff.next())
                     continue
-                if handled == 0:
+                # Straight on only while a backlog fills whole batches; otherwise let records
+                # gather for idle_ms. Looping on near-empty batches cost a third of a core
+                # in writes of a few rows each at 1,800 bookings/s (the bench's half peak).
+                if expired < self.batch_size and max(written, default=0) < self.batch_size:
                     await _sleep_or_stop(stop, self.idle_s)
         finally:
             await self.leases.release_all()
             log.info("persister_stopped", token=self.token, flushed=self.flushed)
 
-    async def _flush_owned(self, stop: asyncio.Event) -> int:
+    async def _flush_owned(self, stop: asyncio.Event) -> list[int]:
+        """One batch from each owned shard; the records each one wrote."""
+
         async def one(shard: int) -> int:
             if stop.is_set():
                 return 0
@@ -196,7 +201,7 @@ class Persister:
             await self.flush_impressions(shard)
             return handled
 
-        return sum(await self._in_parallel(one, sorted(self.leases.held)))
+        return await self._in_parallel(one, sorted(self.leases.held))
 
     def _set_postgres_down(self, down: bool, exc: BaseException | None = None) -> None:
         if down == self._postgres_down:
