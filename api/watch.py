@@ -37,6 +37,14 @@ class InventoryWatcher:
         self._lost_since: float | None = None
         self._run_id: str | None = None
         self._restarted_since: float | None = None
+        engine.on_redis_restart(self.suspect)
+
+    def suspect(self) -> None:
+        """The engine reconnected to a different Redis run: sell nothing until the next
+        check has compared run ids (and reconciled, if it did restart)."""
+        if self.ready:
+            log.warning("redis_restart_suspected")
+        self.ready = False
 
     async def bootstrap(self) -> None:
         """At start-up: adopt or create the epoch; rebuild at once if Redis is empty."""

@@ -16,12 +16,17 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from engine.wire import Wire, settle_future
+
 Call = tuple[AsyncScript, Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
 
 
 class AutoPipeline:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        # The lean path (engine.wire) when the client has a pool to borrow from; else
+        # redis-py's own pipeline, batch by batch.
+        self.wire = Wire.for_client(redis)
         self._pending: list[Call] = []
         self._scheduled = False
         self._running: set[asyncio.Task[None]] = set()
@@ -29,6 +34,8 @@ class AutoPipeline:
     def call(
         self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
     ) -> asyncio.Future[Any]:
+        if self.wire is not None:
+            return self.wire.call(script, keys, args)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, future))
@@ -46,7 +53,7 @@ class AutoPipeline:
     async def _execute(self, batch: list[Call]) -> None:
         if len(batch) == 1:
             script, keys, args, future = batch[0]
-            await _settle(future, _alone(script, keys, args))
+            await settle_future(future, _alone(script, keys, args))
             return
         pipe = self.redis.pipeline(transaction=False)
         for script, keys, args, _ in batch:
@@ -62,7 +69,7 @@ class AutoPipeline:
             return
         for (script, keys, args, future), reply in zip(batch, replies, strict=True):
             if isinstance(reply, NoScriptError):
-                await _settle(future, _alone(script, keys, args))
+                await settle_future(future, _alone(script, keys, args))
             elif not future.done():
                 if isinstance(reply, Exception):
                     future.set_exception(reply)
@@ -72,17 +79,6 @@ class AutoPipeline:
 
 async def _alone(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
     return await script(keys=list(keys), args=list(args))
-
-
-async def _settle(future: asyncio.Future[Any], work: Any) -> None:
-    try:
-        result = await work
-    except Exception as exc:
-        if not future.done():
-            future.set_exception(exc)
-        return
-    if not future.done():
-        future.set_result(result)
 
 
 class PipelinedScript:

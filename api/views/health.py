@@ -34,7 +34,7 @@ async def _scripts_loaded(svc: Services) -> bool:
 async def readyz(request: web.Request) -> web.Response:
     svc = services(request)
     checks = {
-        "redis": await _check(svc.redis.ping()),
+        "redis": await _check(svc.engine.ping()),
         "postgres": await _check(svc.pool.fetchval("SELECT 1")),
         "scripts": await _check(_scripts_loaded(svc)),
         "inventory": svc.watcher.ready,
