@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import getpass
 import os
 import secrets
@@ -107,6 +108,7 @@ def _serve(config: Config, with_persister: bool, reuse_port: bool = False) -> in
     app = init_app(config)
     if with_persister:
         app.cleanup_ctx.append(_persister_ctx(config))
+    app.on_startup.append(_freeze_startup_objects)
     print(f"boxoffice listening on http://{config.host}:{config.port}", file=sys.stderr)
     web.run_app(
         app,
@@ -117,6 +119,13 @@ def _serve(config: Config, with_persister: bool, reuse_port: bool = False) -> in
         reuse_port=reuse_port or None,
     )
     return 0
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """What start-up built (modules, routes, pools) lives as long as the process: move it out
+    of the collector's view so full collections under load walk only request garbage."""
+    gc.collect()
+    gc.freeze()
 
 
 def _without_workers(argv: list[str]) -> list[str]:
