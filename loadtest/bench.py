@@ -25,7 +25,7 @@ from loadtest import ceiling, report
 from loadtest.client import Load, cpu_count
 from loadtest.engine_rate import measure_engine, redis_cpu
 from loadtest.generators import Generator, run_python
-from loadtest.measure import Measure
+from loadtest.measure import Measure, combine
 from loadtest.procs import Proc, Server, start_server
 from loadtest.stage import Stage, open_stage
 from loadtest.writebehind import (
@@ -52,6 +52,7 @@ class Settings:
     ceiling_requests: int = 200_000
     memory_bookings: int = 50_000
     poll_ms: int = 50
+    rounds: int = 3  # /healthz and booking alternate, `duration` split over the rounds
     quick: bool = False
 
 
@@ -65,6 +66,7 @@ QUICK = Settings(
     ceiling_requests=5000,
     memory_bookings=1000,
     poll_ms=20,
+    rounds=1,
     quick=True,
 )
 
@@ -131,20 +133,14 @@ class Bench:
                 server.proc.stop()
 
     async def http(self, stage: Stage, servers: list[Server]) -> None:
+        """`/healthz` and booking on the same servers, interleaved in rounds: this shared
+        host's speed drifts by a third over minutes, and a ratio of two runs taken a minute
+        apart would measure the drift. Each figure sums its rounds' requests and seconds."""
         n = len(servers)
+        procs = f"{n} process{'es' if n > 1 else ''}"
         targets = [s.target for s in servers]
         watch = {"server": [s.proc.pid for s in servers]}
         paths = [f"/api/bookings/{e}/book" for e in stage.events]
-        self.results.add(
-            f"healthz{n}",
-            await self.gen.peak(
-                f"HTTP GET /healthz, {n} process{'es' if n > 1 else ''}",
-                targets,
-                ["/healthz"],
-                duration=self.s.duration,
-                watch=watch,
-            ),
-        )
         if self.s.warmup:
             await self.gen.peak(
                 "warm-up",
@@ -156,27 +152,38 @@ class Bench:
                 duration=self.s.warmup,
                 watch=watch,
             )
-        await self.booking(
-            f"book{n}",
-            f"HTTP booking, {n} process{'es' if n > 1 else ''}, {len(paths)} events",
-            stage,
-            targets,
-            paths,
-            stage.events,
-            watch,
-        )
+        health: list[Measure] = []
+        book: list[Measure] = []
+        seconds = self.s.duration / self.s.rounds
+        for _ in range(self.s.rounds):
+            health.append(
+                await self.gen.peak(
+                    f"HTTP GET /healthz, {procs}", targets, ["/healthz"], duration=seconds,
+                    watch=watch,
+                )
+            )  # fmt: skip
+            book.append(
+                await self.booking(
+                    None, f"HTTP booking, {procs}, {len(paths)} events", stage, targets,
+                    paths, stage.events, watch, seconds,
+                )
+            )  # fmt: skip
+        self.results.add(f"healthz{n}", combine(health))
+        self.results.add(f"book{n}", combine(book))
 
     async def booking(
         self,
-        key: str,
+        key: str | None,
         name: str,
         stage: Stage,
         targets: list[tuple[str, int]],
         paths: list[str],
         events: list[int],
         watch: dict[str, list[int]],
+        duration: float | None = None,
     ) -> Measure:
-        """A peak booking run, checked against Redis: every 202 counted must be a seat sold."""
+        """A peak booking run, checked against Redis: every 202 counted must be a seat sold.
+        Recorded under `key` unless None (a round of a combined figure)."""
         sold_before = await stage.sold(events)
         before = await redis_cpu(stage)
         measure = await self.gen.peak(
@@ -186,7 +193,7 @@ class Bench:
             method="POST",
             tokens=stage.tokens,
             ok=OK_BOOKED,
-            duration=self.s.duration,
+            duration=duration or self.s.duration,
             watch=watch,
         )
         sold = await stage.sold(events) - sold_before
@@ -195,7 +202,7 @@ class Bench:
         measure.note = f"Redis sold +{sold:,}"
         seconds = max(measure.seconds, 1e-9)
         measure.cpu["redis"] = round((await redis_cpu(stage) - before) / seconds, 2)
-        return self.results.add(key, measure)
+        return measure if key is None else self.results.add(key, measure)
 
     async def hot(self, stage: Stage, servers: list[Server]) -> None:
         """Everyone books one event: the flash-sale shape the peers are compared on."""

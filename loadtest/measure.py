@@ -45,6 +45,44 @@ class Measure:
         return sum(self.not_ok.values()) + self.errors
 
 
+def combine(rounds: list[Measure]) -> Measure:
+    """One figure from rounds of the same run: requests, seconds and failures add up; CPU
+    is weighted by time; each latency percentile is the median of the rounds' (wrk reports
+    percentiles, not samples, so they cannot be pooled exactly)."""
+    first = rounds[0]
+    if len(rounds) == 1:
+        return first
+    seconds = sum(m.seconds for m in rounds)
+    not_ok: dict[str, int] = {}
+    for m in rounds:
+        for k, v in m.not_ok.items():
+            not_ok[k] = not_ok.get(k, 0) + v
+    cpu: dict[str, float] = {}
+    for m in rounds:
+        for party, cores in m.cpu.items():
+            cpu[party] = cpu.get(party, 0.0) + cores * m.seconds / max(seconds, 1e-9)
+    notes = [m.note for m in rounds if m.note]
+    return Measure(
+        name=first.name,
+        generator=f"{first.generator}, {len(rounds)} rounds interleaved",
+        ok=sum(m.ok for m in rounds),
+        seconds=seconds,
+        p50=_median([m.p50 for m in rounds]),
+        p99=_median([m.p99 for m in rounds]),
+        p999=_median([m.p999 for m in rounds]),
+        not_ok=not_ok,
+        errors=sum(m.errors for m in rounds),
+        late=sum(m.late for m in rounds),
+        cpu={k: round(v, 2) for k, v in cpu.items()},
+        note="; ".join(notes),
+    )
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    return known[len(known) // 2] if known else None
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """user + system CPU of a live process (Linux /proc)."""
     try:

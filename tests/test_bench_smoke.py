@@ -67,3 +67,24 @@ def test_quick_bench_prints_every_figure(stores: tuple[str, str], tmp_path: Path
             assert not line.rstrip().endswith("n/a") or "redis-benchmark" in line, line
     text = out.read_text()
     assert "## Goals (DESIGN §6)" in text and "## How each figure is measured" in text
+
+
+def test_interleaved_rounds_combine_into_one_figure() -> None:
+    """Rounds add up (requests, seconds, failures); CPU is time-weighted; each percentile is
+    the median of the rounds' (wrk gives percentiles, not samples)."""
+    from loadtest.measure import Measure, combine
+
+    rounds = [
+        Measure("b", "wrk", ok=100, seconds=1.0, p50=1.0, p99=9.0, p999=20.0, cpu={"server": 1.0}),
+        Measure("b", "wrk", ok=300, seconds=3.0, p50=2.0, p99=5.0, p999=10.0, cpu={"server": 0.5},
+                not_ok={"4xx/5xx": 2}),
+        Measure("b", "wrk", ok=200, seconds=2.0, p50=3.0, p99=7.0, p999=30.0, cpu={"server": 0.8},
+                not_ok={"4xx/5xx": 1}, errors=4),
+    ]  # fmt: skip
+    one = combine(rounds)
+    assert (one.ok, one.seconds, one.rate) == (600, 6.0, 100.0)
+    assert (one.p50, one.p99, one.p999) == (2.0, 7.0, 20.0)
+    assert one.not_ok == {"4xx/5xx": 3} and one.errors == 4
+    assert one.cpu == {"server": round((1.0 * 1 + 0.5 * 3 + 0.8 * 2) / 6, 2)}
+    assert one.generator == "wrk, 3 rounds interleaved"
+    assert combine(rounds[:1]) is rounds[0]
