@@ -14,6 +14,7 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -69,35 +70,67 @@ class Persister:
 
     async def flush_shard(self, shard: int) -> int:
         """Write one batch of a shard (the in-flight one first). Returns records handled."""
+        return (await self.flush_shards([shard]))[0]
+
+    async def flush_shards(self, shards: Sequence[int]) -> list[int]:
+        """One batch from each shard (its in-flight one first), all written in ONE
+        transaction; returns the records handled per shard. The shards' claims, and then
+        their acks, are issued together, so they share a pipelined round trip. At a steady
+        1,800 bookings/s a round found a few records per shard, and a transaction per shard
+        (16 commits a round) was most of the write-behind's CPU and the bursts that showed in
+        booking p99. A shard whose lease is lost is left out and raises LeaseLost after the
+        others are acked."""
+        claimed = await asyncio.gather(*(self._claim(shard) for shard in shards))
+        lost = [shard for shard, raws in zip(shards, claimed, strict=True) if raws is None]
+        batches = {s: raws for s, raws in zip(shards, claimed, strict=True) if raws}
+        if batches:
+            started = time.perf_counter()
+            records: list[Record] = []
+            dead: dict[int, list[str]] = {shard: [] for shard in batches}
+            for shard, raws in batches.items():
+                decoded, undecodable = _decode_all(raws)
+                records.extend(decoded)
+                dead[shard].extend(undecodable)
+            for record, why in await write_batch(self.pool, records):
+                entry = _dead_entry(json.dumps(msgspec.to_builtins(record)), why)
+                dead[self.keys.shard_of_booking(record.booking_id)].append(entry)
+            acked = await asyncio.gather(
+                *(self._ack(shard, len(raws), dead[shard]) for shard, raws in batches.items())
+            )
+            lost += [shard for shard, ok in zip(batches, acked, strict=True) if not ok]
+            handled = sum(len(raws) for raws in batches.values())
+            self.flushed += handled
+            metrics.FLUSHED.inc(handled)
+            metrics.BATCH_RECORDS.observe(handled)
+            metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
+        if lost:
+            for shard in lost:
+                self.leases.lost(shard)
+            raise LeaseLost(lost[0])
+        return [len(batches.get(shard, ())) for shard in shards]
+
+    async def _claim(self, shard: int) -> list[bytes] | None:
+        """The shard's batch (empty when there is none), or None when the lease is lost."""
         sk = self.keys.shard(shard)
         reply: list[bytes] = await self.scripts.claim(
             keys=[sk.outbox, sk.inflight, sk.lease], args=[self.batch_size, self.token]
         )
-        if reply[0] == b"err":
-            raise LeaseLost(shard)
-        raws = reply[1:]
-        if not raws:
-            return 0
-        started = time.perf_counter()
-        records, dead = _decode_all(raws)
-        poison = await write_batch(self.pool, records)
-        dead.extend(_dead_entry(json.dumps(msgspec.to_builtins(r)), why) for r, why in poison)
+        return None if reply[0] == b"err" else reply[1:]
+
+    async def _ack(self, shard: int, count: int, dead: list[str]) -> bool:
+        """Acknowledge a written batch; False when the lease was lost meanwhile (written but
+        not acked: the new owner writes it again, and the version guard makes that a no-op)."""
+        sk = self.keys.shard(shard)
         ack = await self.scripts.ack(
             keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings],
-            args=[self.token, len(raws), "1" if self.evict else "0", *dead],
+            args=[self.token, count, "1" if self.evict else "0", *dead],
         )
         if ack[0] == b"err":
-            # Written but not acked: the new owner writes it again, and the version guard
-            # makes that a no-op.
-            raise LeaseLost(shard)
+            return False
         if dead:
             log.warning("dead_letters", shard=shard, count=len(dead))
             metrics.DEAD.inc(len(dead))
-        self.flushed += len(raws)
-        metrics.FLUSHED.inc(len(raws))
-        metrics.BATCH_RECORDS.observe(len(raws))
-        metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
-        return len(raws)
+        return True
 
     async def flush_impressions(self, shard: int) -> int:
         """Add the shard's pending view counts to Postgres, once. Returns events touched."""
@@ -192,16 +225,15 @@ class Persister:
             log.info("persister_stopped", token=self.token, flushed=self.flushed)
 
     async def _flush_owned(self, stop: asyncio.Event) -> list[int]:
-        """One batch from each owned shard; the records each one wrote."""
-
-        async def one(shard: int) -> int:
-            if stop.is_set():
-                return 0
-            handled = await self.flush_shard(shard)
-            await self.flush_impressions(shard)
-            return handled
-
-        return await self._in_parallel(one, sorted(self.leases.held))
+        """One batch from each owned shard; the records each one wrote. The shards are split
+        into `parallel` groups, each written in one transaction, the groups concurrently."""
+        if stop.is_set():
+            return []
+        held = sorted(self.leases.held)
+        groups = [held[i :: self.parallel] for i in range(min(self.parallel, len(held)))]
+        written = await asyncio.gather(*(self.flush_shards(group) for group in groups))
+        await asyncio.gather(*(self.flush_impressions(shard) for shard in held))
+        return [count for group in written for count in group]
 
     def _set_postgres_down(self, down: bool, exc: BaseException | None = None) -> None:
         if down == self._postgres_down:

@@ -139,3 +139,56 @@ async def test_drain_once_outlives_its_lease_ttl(pool, redis, keys, engine):
     await asyncio.gather(*(engine.book(event_id, u) for u in users))
     assert await persister.drain_once() == 3000
     assert await pool.fetchval("SELECT count(*) FROM bookings") == 3000
+
+
+async def test_a_round_writes_many_shards_in_one_transaction_and_poison_stays_with_its_shard(
+    pool, engine, persister, keys
+):
+    """flush_shards: the batches of several shards go to Postgres together; a record that can
+    never be written goes to the dead letters of ITS shard, and every other record of every
+    shard commits and is acked."""
+    events = [await make_event(pool, engine, capacity=10) for _ in range(6)]
+    by_shard: dict[int, list[int]] = {}
+    for event_id in events:
+        by_shard.setdefault(keys.event(event_id).shard, []).append(event_id)
+    assert len(by_shard) >= 2, "the events should land on several shards"
+    users = await insert_users(pool, 2)
+    poisoned_event = events[0]
+    for event_id in events:
+        for user in users:
+            await engine.book(event_id, user)
+    await engine.book(poisoned_event, 999_999)  # no such user: a foreign key violation
+    shards = sorted(by_shard)
+    await persister.leases.take_all()
+    try:
+        handled = await persister.flush_shards(shards)
+    finally:
+        await persister.leases.release_all()
+    expected = [2 * len(by_shard[s]) + (s == keys.event(poisoned_event).shard) for s in shards]
+    assert handled == expected
+    written = await pool.fetchval("SELECT count(*) FROM bookings")
+    assert written == 2 * len(events)
+    for shard in shards:
+        dead = await engine.redis.lrange(keys.shard(shard).dead, 0, -1)
+        poisoned_here = shard == keys.event(poisoned_event).shard
+        assert len(dead) == (1 if poisoned_here else 0), (shard, dead)
+        assert await engine.redis.llen(keys.shard(shard).outbox) == 0
+        assert await engine.redis.llen(keys.shard(shard).inflight) == 0
+
+
+async def test_a_round_of_many_shards_commits_once(pool, engine, persister, keys):
+    """Every row a round writes carries the same inserting transaction id (xmin): one
+    commit for all the shards, not one per shard."""
+    events = [await make_event(pool, engine, capacity=10) for _ in range(6)]
+    users = await insert_users(pool, 3)
+    for event_id in events:
+        for user in users:
+            await engine.book(event_id, user)
+    shards = sorted({keys.event(e).shard for e in events})
+    assert len(shards) >= 2
+    await persister.leases.take_all()
+    try:
+        assert sum(await persister.flush_shards(shards)) == 3 * len(events)
+    finally:
+        await persister.leases.release_all()
+    assert await pool.fetchval("SELECT count(DISTINCT xmin::text) FROM bookings") == 1
