@@ -8,6 +8,11 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 
+def is_strong(password: str) -> bool:
+    """The register rule beyond the schema's length: an upper-case letter and a digit."""
+    return password.lower() != password and any(c.isdigit() for c in password)
+
+
 class Passwords:
     def __init__(self, memory_kib: int = 19456, time_cost: int = 2, parallelism: int = 1) -> None:
         self._hasher = PasswordHasher(

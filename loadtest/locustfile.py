@@ -36,6 +36,8 @@ from typing import Any
 from locust import HttpUser, TaskSet, between, events, task
 from locust.exception import StopUser
 
+from loadtest.shoppers import shopper_password
+
 # What every shopper shares: the run's start, the events seen, the hot event.
 _STATE: dict[str, Any] = {"started": time.monotonic(), "events": [], "hot": None}
 _tokens: itertools.cycle[str] | None = None
@@ -123,7 +125,7 @@ class Shopper(HttpUser):
 
     def _register(self) -> str:
         email = f"shopper-{secrets.token_hex(6)}@example.com"
-        body = {"name": "Shopper", "email": email, "password": secrets.token_urlsafe(12)}
+        body = {"name": "Shopper", "email": email, "password": shopper_password()}
         response = self.client.post("/api/auth/register", json=body)
         if response.status_code != 200:
             raise StopUser()

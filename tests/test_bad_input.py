@@ -98,6 +98,7 @@ BAD_BODIES = [
     b'{"name": "A", "email": "not-an-email", "password": "Password123!"}',
     b'{"name": "A", "email": "a@b.co", "password": "short"}',
     b'{"name": "A", "email": "a@b.co", "password": "alllowercase1"}',
+    b'{"name": "A", "email": "a@b.co", "password": "NoDigitsAtAll"}',
     b'{"name": "", "email": "a@b.co", "password": "Password123!"}',
     b"",
     '{"name": "\u00e9", "email": "a@b.co", "password": 123}'.encode(),

@@ -10,6 +10,7 @@ from api.auth import authenticate
 from api.context import services
 from api.errors import ApiError, not_found
 from api.http import json_response, read_body
+from api.passwords import is_strong
 from api.schemas import AuthResponse, LoginRequest, RegisterRequest, UserOut
 from persistence import queries
 
@@ -38,7 +39,7 @@ async def register(request: web.Request) -> web.Response:
     svc = services(request)
     await svc.limits.hit(svc.limits.register_ip, "register-ip", client_ip(request))
     body = await read_body(request, RegisterRequest)
-    if body.password.lower() == body.password or not any(c.isdigit() for c in body.password):
+    if not is_strong(body.password):
         raise ApiError(
             400,
             "WEAK_PASSWORD",
