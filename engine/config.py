@@ -72,7 +72,9 @@ class Config:
         "records gather: fewer, larger writes; adds up to this much confirm-to-Postgres lag).",
     )
     persister_parallel: int = _setting(
-        2, "BOXOFFICE_PERSISTER_PARALLEL", "Shards written at once (a connection each)."
+        4,
+        "BOXOFFICE_PERSISTER_PARALLEL",
+        "Shard groups written at once, a transaction and a connection each.",
     )
     evict_persisted: bool = _setting(
         True,

@@ -50,7 +50,7 @@ class Persister:
         batch_size: int = 1000,
         idle_ms: int = 50,
         lease_ttl_ms: int = 5000,
-        parallel: int = 2,
+        parallel: int = 4,
         evict: bool = True,
     ) -> None:
         self.redis = redis
