@@ -242,7 +242,7 @@ class Bench:
                 rate=max(1.0, again.rate / 2),
             )
             name = f"HTTP booking at half peak, {procs}"
-            self.results.add(f"half{n}", await run_python(name, load, watch))
+            self.results.add(f"half{n}", await self.gen.open(name, load, watch))
             await self.with_persister(stage, n, load, watch)
 
     async def with_persister(
@@ -254,7 +254,7 @@ class Bench:
             await wait_drained(stage)
             since = await redis_time_ms(stage)
             name = f"HTTP booking at half peak, {n} process{'es' if n > 1 else ''}, persister on"
-            measure = await run_python(name, load, watch | {"persister": [persister.pid]})
+            measure = await self.gen.open(name, load, watch | {"persister": [persister.pid]})
             self.results.add(f"halfp{n}", measure)
             until = await redis_time_ms(stage)
             if not await wait_drained(stage):

@@ -1,6 +1,7 @@
 """The two ways the bench loads an HTTP server, behind one call: wrk when installed (cheapest
-per request), else the multi-process Python client. Fixed-rate (half peak) and queue-and-poll
-runs always use the Python client: wrk cannot do either."""
+per request), else the multi-process Python client. Fixed-rate (half peak) runs use wrk with
+loadtest/wrk_open.lua (requests due on schedule, latency from the due time); queue-and-poll
+runs always use the Python client: wrk cannot poll."""
 
 from __future__ import annotations
 
@@ -48,6 +49,43 @@ class Generator:
             duration=duration,
         )
         return await run_python(name, load, watch)
+
+    async def open(self, name: str, load: Load, watch: dict[str, list[int]]) -> Measure:
+        """`load` in open model (load.rate requests/s over load.targets)."""
+        if self.kind != "wrk":
+            return await run_python(name, load, watch)
+        threads = max(2, len(load.targets))
+        meter = CpuMeter(watch).start()
+        result = await wrk.run_wrk_open(
+            list(load.targets),
+            list(load.paths),
+            rate=load.rate,
+            ok=min(load.ok),
+            method=load.method,
+            tokens=list(load.tokens),
+            connections=load.connections,
+            threads=threads,
+            duration=load.duration,
+        )
+        cpu = meter.stop()
+        not_ok = result.answered - result.ok
+        return Measure(
+            name=name,
+            generator=(
+                f"wrk + wrk_open.lua ({threads} threads, {load.connections} conns,"
+                f" open model at {load.rate:,.0f}/s)"
+            ),
+            ok=result.ok,
+            seconds=result.seconds,
+            p50=result.p50,
+            p99=result.p99,
+            p999=result.p999,
+            not_ok={"not ok": not_ok} if not_ok else {},
+            errors=result.socket_errors,
+            late=result.late,
+            cpu=cpu,
+            note="latency from each request's due time; up to 1 ms of it is wrk's timer tick",
+        )
 
     async def _wrk(
         self,

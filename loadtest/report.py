@@ -317,7 +317,9 @@ METHOD = [
     " connections over both servers. `/healthz` and booking alternate in rounds (3 by default,"
     " the duration split over them) so their ratio is not a measure of the host's drift; each"
     " figure sums its rounds, and its percentiles are the median of the rounds'.",
-    "- **half peak**: `loadtest.client` in open model at half the same configuration's peak,"
+    "- **half peak**: open model (wrk with `loadtest/wrk_open.lua` when installed: each request"
+    " carries its slot in `X-Request-Id`, which the server echoes; else `loadtest.client`) at"
+    " half the same configuration's peak,"
     " measured again just before (*peak again*: this shared host's speed drifts by a third over"
     " minutes): requests are due at a fixed rate and latency counts from when a request was due,"
     " so queueing is not hidden. First the API alone, as at peak; then again with a"

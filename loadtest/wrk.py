@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("wrk_rotate.lua")
+OPEN_SCRIPT = Path(__file__).with_name("wrk_open.lua")
 
 
 def available() -> bool:
@@ -87,6 +88,72 @@ async def run_wrk(
         requests=int(data["requests"]),
         seconds=data["duration_us"] / 1e6,
         non2xx=int(data["non2xx"]),
+        socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
+        p50=data["p50_us"] / 1000,
+        p99=data["p99_us"] / 1000,
+        p999=data["p999_us"] / 1000,
+    )
+
+
+@dataclass(frozen=True)
+class WrkOpenResult:
+    """An open-model run: latencies count from each request's due time."""
+
+    sent: int
+    ok: int
+    answered: int
+    seconds: float
+    late: int  # requests due while every connection was busy (sent over 1 ms late)
+    socket_errors: int
+    p50: float
+    p99: float
+    p999: float
+
+
+async def run_wrk_open(
+    targets: list[tuple[str, int]],
+    paths: list[str],
+    *,
+    rate: float,
+    ok: int,
+    method: str = "GET",
+    tokens: list[str] | None = None,
+    connections: int = 64,
+    threads: int = 2,
+    duration: float = 5.0,
+) -> WrkOpenResult:
+    """`rate` requests/s, due on schedule whatever the server does (wrk_open.lua)."""
+    threads = max(threads, len(targets))
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        env = _environment(Path(tmp), targets, paths, method, tokens or [])
+        env.update(BENCH_RATE=str(rate), BENCH_OK=str(ok), BENCH_THREADS=str(threads))
+        host, port = targets[0]
+        proc = await asyncio.create_subprocess_exec(
+            "wrk",
+            f"-t{threads}",
+            f"-c{max(connections, threads)}",
+            f"-d{max(1, math.ceil(duration))}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(OPEN_SCRIPT),
+            f"http://{host}:{port}/",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+    text = out.decode(errors="replace")
+    line = next((ln for ln in text.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
+    data = json.loads(line.removeprefix("BENCH_JSON "))
+    return WrkOpenResult(
+        sent=int(data["requests"]),
+        ok=int(data["ok"]),
+        answered=int(data["answered"]),
+        seconds=data["duration_us"] / 1e6,
+        late=int(data["late"]),
         socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
         p50=data["p50_us"] / 1000,
         p99=data["p99_us"] / 1000,
