@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -19,6 +21,12 @@ LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 BOOKINGS = Counter("boxoffice_booking_outcomes_total", "Booking attempts by outcome", ["outcome"])
+
+
+@functools.cache
+def booking_outcome(outcome: str) -> Any:
+    """The outcome's counter, looked up once (labels() costs a lock and a dict per call)."""
+    return BOOKINGS.labels(outcome)
 
 
 OUTBOX_DEPTH = Gauge("boxoffice_outbox_waiting", "Records waiting in the outbox", ["shard"])

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+_EVENT_KEYS_KEPT = 100_000
+
 # Booking ids are seq * SHARD_SPACE + shard, so a booking id names its shard without a lookup.
 SHARD_SPACE = 1024
 
@@ -61,6 +63,7 @@ class KeySpace:
         self.prefix = prefix
         self.shard_count = shard_count
         self._shards = [self._build_shard(s) for s in range(shard_count)]
+        self._events: dict[int, EventKeys] = {}
 
     def _build_shard(self, shard: int) -> ShardKeys:
         tag = f"{self.prefix}:{{s{shard}}}"
@@ -93,13 +96,23 @@ class KeySpace:
         return list(self._shards)
 
     def event(self, event_id: int) -> EventKeys:
-        shard = self.shard_of_event(event_id)
-        sk = self._shards[shard]
-        inventory = f"{sk.tag}:ev:{event_id}"
-        return EventKeys(event_id, shard, inventory, f"{inventory}:users", sk)
+        """Built once per event and remembered (every booking asks; the names never change)."""
+        keys = self._events.get(event_id)
+        if keys is None:
+            if len(self._events) >= _EVENT_KEYS_KEPT:
+                self._events.clear()
+            shard = self.shard_of_event(event_id)
+            sk = self._shards[shard]
+            inventory = f"{sk.tag}:ev:{event_id}"
+            keys = EventKeys(event_id, shard, inventory, f"{inventory}:users", sk)
+            self._events[event_id] = keys
+        return keys
 
     def idempotency(self, shard: int, user_id: int, key: str) -> str:
-        return f"{self._shards[shard].tag}:idem:{user_id}:{key}"
+        """The key's name; without a key, the shard's placeholder (scripts leave it alone,
+        but KEYS must still name a key of the shard's slot)."""
+        tag = self._shards[shard].tag
+        return f"{tag}:idem:{user_id}:{key}" if key else f"{tag}:idem:-"
 
     def events_cache(self, generation: int, page: int, limit: int) -> str:
         """The cached event list (metadata only; live counts are overlaid per request)."""

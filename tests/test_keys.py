@@ -21,7 +21,9 @@ def test_all_keys_of_an_event_share_one_hash_tag():
     sk = ek.shard_keys
     names = [ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, sk.inflight, sk.dead]
     names.append(keys.idempotency(ek.shard, 5, "abc"))
+    names.append(keys.idempotency(ek.shard, 5, ""))  # the placeholder when no key is sent
     assert {tag(n) for n in names} == {"s10"}
+    assert keys.event(42) is ek  # remembered, not rebuilt per booking
     assert all(n.startswith("p:") for n in names)
 
 

@@ -13,7 +13,7 @@ from api.auth import authenticate
 from api.context import Services, services
 from api.errors import ApiError, from_engine, not_found
 from api.http import json_response, path_id, query_int, read_body
-from api.metrics import BOOKINGS
+from api.metrics import booking_outcome
 from api.schemas import (
     BookAccepted,
     BookingOut,
@@ -45,8 +45,8 @@ def booking_out(record: Record) -> BookingOut:
         status=record.status,
         version=record.version,
         job_id=record.job_id,
-        created_at=_ts(record.confirmed_ms),
-        updated_at=_ts(record.updated_ms),
+        created_at=(created := _ts(record.confirmed_ms)),
+        updated_at=created if record.updated_ms == record.confirmed_ms else _ts(record.updated_ms),
     )
 
 
@@ -80,14 +80,14 @@ async def book(request: web.Request) -> web.Response:
     try:
         result = await svc.engine.book(event_id, principal.id, body.seats, idempotency_key)
     except EngineError as exc:
-        BOOKINGS.labels(exc.code.value).inc()
+        booking_outcome(exc.code.value).inc()
         if exc.code is Code.EVENT_NOT_LOADED:
             raise await not_loaded_error(svc, event_id) from None
         raise
     record = result.record
     if record.user_id != principal.id:  # an idempotency key is per user; belt and braces
         raise from_engine(Code.IDEMPOTENCY_KEY_REUSED)
-    BOOKINGS.labels("REPLAYED" if result.replayed else "CONFIRMED").inc()
+    booking_outcome("REPLAYED" if result.replayed else "CONFIRMED").inc()
     return accepted_response(record, result.replayed)
 
 

@@ -12,7 +12,7 @@ from api.auth import authenticate
 from api.context import services
 from api.errors import bad_request
 from api.http import json_response, path_id, read_body
-from api.metrics import BOOKINGS
+from api.metrics import booking_outcome
 from api.schemas import HoldOut, HoldRequest, MessageResponse
 from api.views.bookings import accepted_response, idempotency_key_of, not_loaded_error
 from engine.errors import Code, EngineError
@@ -55,13 +55,13 @@ async def hold(request: web.Request) -> web.Response:
             event_id, principal.id, body.seats, ttl * 1000, longest * 1000, idempotency_key
         )
     except EngineError as exc:
-        BOOKINGS.labels(f"HOLD_{exc.code.value}").inc()
+        booking_outcome(f"HOLD_{exc.code.value}").inc()
         if exc.code is Code.EVENT_NOT_LOADED:
             raise await not_loaded_error(svc, event_id) from None
         raise
     if result.record.user_id != principal.id:  # an idempotency key is per user
         raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
-    BOOKINGS.labels("HOLD_REPLAYED" if result.replayed else "HELD").inc()
+    booking_outcome("HOLD_REPLAYED" if result.replayed else "HELD").inc()
     return json_response(hold_out(result.record, result.replayed), status=201)
 
 
@@ -71,7 +71,7 @@ async def confirm(request: web.Request) -> web.Response:
     hold_id = request.match_info.get("hold_id", "")
     result = await Holds(services(request).engine).confirm(hold_id, principal.id)
     record = result.record
-    BOOKINGS.labels("HOLD_REPLAYED" if result.replayed else "HOLD_CONFIRMED").inc()
+    booking_outcome("HOLD_REPLAYED" if result.replayed else "HOLD_CONFIRMED").inc()
     return accepted_response(record, result.replayed)
 
 
