@@ -316,7 +316,10 @@ METHOD = [
     " events, one thread per server; else `loadtest.client`). The 2-process runs split the"
     " connections over both servers. `/healthz` and booking alternate in rounds (3 by default,"
     " the duration split over them) so their ratio is not a measure of the host's drift; each"
-    " figure sums its rounds, and its percentiles are the median of the rounds'.",
+    " figure sums its rounds, and its percentiles are the median of the rounds'. Every booking"
+    " run starts from a drained outbox, as a running persister keeps it (a 30,000-record"
+    " backlog cost booking 10-25% here; no persister runs during peaks: it would take the"
+    " cores the figure is about).",
     "- **half peak**: open model (wrk with `loadtest/wrk_open.lua` when installed: each request"
     " carries its slot in `X-Request-Id`, which the server echoes; else `loadtest.client`) at"
     " half the same configuration's peak,"
@@ -327,7 +330,7 @@ METHOD = [
     "- **lag**: for exactly the bookings confirmed during a half-peak run, Postgres"
     " `persisted_at - confirmed_at` (Redis's clock stamps `t`; `persisted_at` is the writing"
     " transaction's `now()`, i.e. its start).",
-    "- **drain**: what the engine and HTTP runs left in the outbox, drained by one in-process"
+    "- **drain**: what the engine run left in the outbox, drained by one in-process"
     " `Persister.drain_once` (COPY + version-guarded upsert); rows written are counted.",
     "- **memory**: new users each book once (the per-user entries count too); the sum of"
     " `MEMORY USAGE key SAMPLES 0` over the stage's keys before, after booking, and after the"
