@@ -71,6 +71,12 @@ class Config:
         "Persister pause between rounds that found no full batch, milliseconds (lets "
         "records gather: fewer, larger writes; adds up to this much confirm-to-Postgres lag).",
     )
+    persister_nice: int = _setting(
+        10,
+        "BOXOFFICE_PERSISTER_NICE",
+        "CPU niceness `boxoffice persist` gives itself (0-19; 0 leaves it): write-behind "
+        "yields the CPU to API processes on the same host.",
+    )
     persister_parallel: int = _setting(
         4,
         "BOXOFFICE_PERSISTER_PARALLEL",
@@ -160,6 +166,8 @@ class Config:
             raise ConfigError(f"BOXOFFICE_SHARDS must be 1..1024, got {self.shard_count}")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"PORT must be 1..65535, got {self.port}")
+        if not 0 <= self.persister_nice <= 19:
+            raise ConfigError(f"BOXOFFICE_PERSISTER_NICE must be 0..19, got {self.persister_nice}")
         for name in (
             "batch_size",
             "lease_ttl_ms",

@@ -67,6 +67,7 @@ class Persister:
         self.expirer = Expirer(redis, keys, batch_size)
         self.flushed = 0
         self._postgres_down = False
+        self._backlog = True  # start with every lane: a restart usually finds a backlog
 
     async def flush_shard(self, shard: int) -> int:
         """Write one batch of a shard (the in-flight one first). Returns records handled."""
@@ -230,10 +231,17 @@ class Persister:
         if stop.is_set():
             return []
         held = sorted(self.leases.held)
-        groups = [held[i :: self.parallel] for i in range(min(self.parallel, len(held)))]
+        # All lanes only while a backlog fills whole batches. At a steady rate one
+        # transaction a round keeps one Postgres backend busy at a time, not `parallel`
+        # of them at once: on the bench's two cores, four concurrent writes took the core
+        # the API needed (booking p99 at half peak 19-37 ms with four, 10-15 ms with one).
+        lanes = min(self.parallel if self._backlog else 1, len(held))
+        groups = [held[i::lanes] for i in range(lanes)]
         written = await asyncio.gather(*(self.flush_shards(group) for group in groups))
         await asyncio.gather(*(self.flush_impressions(shard) for shard in held))
-        return [count for group in written for count in group]
+        counts = [count for group in written for count in group]
+        self._backlog = max(counts, default=0) >= self.batch_size
+        return counts
 
     def _set_postgres_down(self, down: bool, exc: BaseException | None = None) -> None:
         if down == self._postgres_down:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Any
 
@@ -36,7 +37,12 @@ async def open_persister(config: Config) -> tuple[Persister, Any, Any]:
 
 
 async def run_persister(config: Config, once: bool = False) -> int:
-    """SIGTERM/SIGINT stop claiming; the batch in hand is finished and acked, leases released."""
+    """SIGTERM/SIGINT stop claiming; the batch in hand is finished and acked, leases released.
+    The process first lowers its CPU priority by BOXOFFICE_PERSISTER_NICE: its bursts then
+    wait for the API processes of the same host, not the other way round (booking p99 at the
+    bench's half peak with a persister on: 33-37 ms at nice 0, 19-23 ms at nice 10)."""
+    if config.persister_nice > 0:
+        os.nice(config.persister_nice)
     persister, redis, pool = await open_persister(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -192,3 +192,35 @@ async def test_a_round_of_many_shards_commits_once(pool, engine, persister, keys
     finally:
         await persister.leases.release_all()
     assert await pool.fetchval("SELECT count(DISTINCT xmin::text) FROM bookings") == 1
+
+
+async def test_lanes_open_only_while_a_backlog_fills_whole_batches(pool, engine, redis, keys):
+    """With a backlog, a round writes in `parallel` transactions; once no shard fills a
+    batch, a round is one transaction (one Postgres backend busy at a time)."""
+    persister = Persister(redis, pool, keys, batch_size=2, parallel=4)
+    events = [await make_event(pool, engine, capacity=10) for _ in range(8)]
+    assert len({keys.event(e).shard for e in events}) == 8
+    users = await insert_users(pool, 4)
+    for event_id in events:
+        for user in users[:3]:
+            await engine.book(event_id, user)
+    stop = asyncio.Event()
+    await persister.leases.take_all()
+    try:
+
+        def busy(counts: list[int]) -> list[int]:
+            return [c for c in counts if c]
+
+        assert busy(await persister._flush_owned(stop)) == [2] * 8  # full batches: backlog
+        first = await pool.fetchval("SELECT count(DISTINCT xmin::text) FROM bookings")
+        assert first == 4
+        assert busy(await persister._flush_owned(stop)) == [1] * 8  # the rest
+        for event_id in events:
+            await engine.book(event_id, users[3])
+        assert busy(await persister._flush_owned(stop)) == [1] * 8
+        last = await pool.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM bookings WHERE user_id = $1", users[3]
+        )
+        assert last == 1
+    finally:
+        await persister.leases.release_all()

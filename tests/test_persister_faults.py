@@ -415,3 +415,24 @@ async def test_pause_then_resume_over_http(config, client, accounts, pool, redis
     rows = await pool.fetch("SELECT id, status FROM bookings WHERE event_id = $1", event_id)
     assert {int(r["id"]) for r in rows} == booked
     assert {r["status"] for r in rows} == {"CONFIRMED"}
+
+
+async def test_the_persister_process_lowers_its_own_cpu_priority(config, redis, keys, tmp):
+    """BOXOFFICE_PERSISTER_NICE: write-behind yields the CPU to API processes on the host."""
+
+    def niceness(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[16])
+
+    base = niceness(os.getpid())
+    env = persist_env(config) | {"BOXOFFICE_PERSISTER_NICE": "7"}
+    proc = Proc(["persist"], env, tmp / "persist-nice.log")
+    try:
+
+        async def holds_a_lease() -> bool:
+            return any(h is not None for h in await lease_holders(redis, keys))
+
+        await wait_for(holds_a_lease, 15, "the persister to take its leases")
+        assert niceness(proc.popen.pid) == min(19, base + 7)
+    finally:
+        assert proc.terminate() == 0
