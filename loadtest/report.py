@@ -385,15 +385,15 @@ def _latency_panel(ax: Any, results: Results) -> None:
         "book2": "peak 2p",
         "hot1": "hot 1p",
         "half1": "half 1p",
-        "halfp1": "half 1p+persister",
+        "halfp1": "half 1p\n+persister",
         "half2": "half 2p",
-        "halfp2": "half 2p+persister",
+        "halfp2": "half 2p\n+persister",
     }
     width = 0.27
     for i, (attr, label) in enumerate((("p50", "p50"), ("p99", "p99"), ("p999", "p99.9"))):
         values = [getattr(results.measures[k], attr) or 0 for k in keys]
         ax.bar([x + (i - 1) * width for x in range(len(keys))], values, width, label=label)
-    ax.set_xticks(range(len(keys)), [labels[k] for k in keys])
+    ax.set_xticks(range(len(keys)), [labels[k] for k in keys], rotation=30, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("ms (log scale)")
     ax.set_title("booking latency")
