@@ -92,16 +92,11 @@ class Engine:
     def on_redis_restart(self, listener: Callable[[], None]) -> None:
         """`listener` runs when the engine's connection finds a restarted Redis server (its
         scripts' calls waiting on that connection then fail rather than run there)."""
-        wire = self.scripts.pipeline.wire
-        if wire is not None:
-            wire.restart_listeners.append(listener)
+        self.scripts.wire.restart_listeners.append(listener)
 
     async def ping(self) -> bool:
         """Redis answers on the path bookings take."""
-        wire = self.scripts.pipeline.wire
-        if wire is None:
-            return bool(await guarded(lambda: self.redis.ping()))
-        return bool(await guarded(wire.ping))
+        return bool(await guarded(self.scripts.wire.ping))
 
     async def ensure_scripts(self) -> bool:
         """Load any script Redis does not hold (after a restart); True when all are there."""

@@ -126,7 +126,7 @@ class Holds:
             gone = [member for member, raw in zip(ids, raws, strict=True) if raw is None]
             if gone:  # a record that is gone cannot be held
                 await self.redis.zrem(sk.holds, *gone)
-            # Issued together, the calls share one pipelined round trip (engine.autopipe).
+            # Issued together, the calls share one pipelined round trip (engine.wire).
             replies = await asyncio.gather(
                 *(
                     self._release(decode_record(raw), "EXPIRED", 0, False, "")

@@ -48,12 +48,12 @@ class Wire:
         self.restart_listeners: list[Callable[[], None]] = []
 
     @classmethod
-    def for_client(cls, redis: Redis) -> Wire | None:
-        """The one wire over `redis`'s pool (engines sharing a client share its wire, so
-        they hold one connection, not one each), or None when the client has no pool."""
+    def for_client(cls, redis: Redis) -> Wire:
+        """The one wire over `redis`'s pool: engines sharing a client share its wire, so
+        they hold one connection, not one each."""
         pool = getattr(redis, "connection_pool", None)
         if pool is None or not hasattr(pool, "get_connection"):
-            return None
+            raise TypeError("the engine needs a pooled redis.asyncio client (engine.redis_client)")
         wire = _WIRES.get(redis)
         if wire is None:
             timeout = pool.connection_kwargs.get("socket_timeout") or 5.0

@@ -14,8 +14,8 @@ import pytest_asyncio
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from engine.autopipe import AutoPipeline
 from engine.redis_client import connect
+from engine.scripts import Scripts
 from engine.wire import RedisRestarted, Wire
 from tests.redisserver import RedisServer
 
@@ -33,7 +33,7 @@ async def private_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 async def test_engines_on_one_client_share_one_wire(redis: Redis) -> None:
-    assert AutoPipeline(redis).wire is AutoPipeline(redis).wire is Wire.for_client(redis)
+    assert Scripts(redis).wire is Scripts(redis).wire is Wire.for_client(redis)
 
 
 async def test_every_caller_gets_its_own_reply_across_ticks_and_cancellations(
@@ -45,7 +45,6 @@ async def test_every_caller_gets_its_own_reply_across_ticks_and_cancellations(
     client = connect(redis_url)
     try:
         wire = Wire.for_client(client)
-        assert wire is not None
         echo = client.register_script(ECHO)
         rng = random.Random(7)
         calls: list[tuple[int, asyncio.Future[object]]] = []
@@ -67,7 +66,6 @@ async def test_a_flushed_script_cache_is_reloaded_not_failed(private_redis: Redi
     client = connect(private_redis.url)
     try:
         wire = Wire.for_client(client)
-        assert wire is not None
         echo = client.register_script(ECHO)
         await client.script_load(ECHO)
         assert await wire.call(echo, ["a"], [1]) == [b"1", b"a"]
@@ -87,7 +85,6 @@ async def test_a_stalled_redis_fails_callers_with_a_timeout_then_serves_again(
     admin = connect(private_redis.url)
     try:
         wire = Wire.for_client(client)
-        assert wire is not None
         echo = client.register_script(ECHO)
         assert await wire.call(echo, ["a"], [0]) == [b"0", b"a"]
         await admin.execute_command("CLIENT", "PAUSE", 30_000, "WRITE")
@@ -110,7 +107,6 @@ async def test_a_restarted_redis_fails_the_calls_in_between_then_serves_again(
     client = connect(private_redis.url, timeout=1.0)
     try:
         wire = Wire.for_client(client)
-        assert wire is not None
         echo = client.register_script(ECHO)
         assert await wire.call(echo, ["a"], [0]) == [b"0", b"a"]
         private_redis.stop()
