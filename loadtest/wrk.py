@@ -1,5 +1,6 @@
-"""Peak throughput with wrk (C, event loop per thread): the cheapest load generator on a small
-machine. `wrk_rotate.lua` rotates pre-made tokens and paths and spreads threads over servers.
+"""Load with wrk (C, event loop per thread): the cheapest load generator on a small machine.
+`wrk_rotate.lua` (closed model, peaks) and `wrk_open.lua` (open model, half peak) rotate
+pre-made tokens and paths and spread threads over servers (`wrk_common.lua`).
 Used only when `wrk` is on PATH (Debian: `apt-get install -y wrk`); else the bench falls back
 to loadtest.client."""
 
@@ -13,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SCRIPT = Path(__file__).with_name("wrk_rotate.lua")
 OPEN_SCRIPT = Path(__file__).with_name("wrk_open.lua")
@@ -49,20 +51,22 @@ def _environment(
     return env
 
 
-async def run_wrk(
+async def _run_script(
+    script: Path,
     targets: list[tuple[str, int]],
     paths: list[str],
-    *,
-    method: str = "GET",
-    tokens: list[str] | None = None,
-    connections: int = 64,
-    threads: int = 2,
-    duration: float = 5.0,
-) -> WrkResult:
-    """One wrk run; wrk takes whole seconds, so `duration` is rounded up."""
+    method: str,
+    tokens: list[str],
+    connections: int,
+    threads: int,
+    duration: float,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One wrk run of `script`; its 'BENCH_JSON {...}' line, parsed. wrk takes whole seconds,
+    so `duration` is rounded up."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        env = _environment(Path(tmp), targets, paths, method, tokens or [])
-        threads = max(threads, len(targets))
+        env = _environment(Path(tmp), targets, paths, method, tokens)
+        env.update(extra_env or {})
         host, port = targets[0]
         proc = await asyncio.create_subprocess_exec(
             "wrk",
@@ -72,7 +76,7 @@ async def run_wrk(
             "--timeout",
             "5s",
             "-s",
-            str(SCRIPT),
+            str(script),
             f"http://{host}:{port}/",
             env=env,
             stdout=asyncio.subprocess.PIPE,
@@ -83,12 +87,34 @@ async def run_wrk(
     line = next((ln for ln in text.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
-    data = json.loads(line.removeprefix("BENCH_JSON "))
+    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    return data
+
+
+def _socket_errors(data: dict[str, Any]) -> int:
+    return sum(int(data[k]) for k in ("connect", "read", "write", "timeout"))
+
+
+async def run_wrk(
+    targets: list[tuple[str, int]],
+    paths: list[str],
+    *,
+    method: str = "GET",
+    tokens: list[str] | None = None,
+    connections: int = 64,
+    threads: int = 2,
+    duration: float = 5.0,
+) -> WrkResult:
+    """One closed-model run (wrk_rotate.lua)."""
+    threads = max(threads, len(targets))
+    data = await _run_script(
+        SCRIPT, targets, paths, method, tokens or [], connections, threads, duration
+    )
     return WrkResult(
         requests=int(data["requests"]),
         seconds=data["duration_us"] / 1e6,
         non2xx=int(data["non2xx"]),
-        socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
+        socket_errors=_socket_errors(data),
         p50=data["p50_us"] / 1000,
         p99=data["p99_us"] / 1000,
         p999=data["p999_us"] / 1000,
@@ -124,37 +150,17 @@ async def run_wrk_open(
 ) -> WrkOpenResult:
     """`rate` requests/s, due on schedule whatever the server does (wrk_open.lua)."""
     threads = max(threads, len(targets))
-    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
-        env = _environment(Path(tmp), targets, paths, method, tokens or [])
-        env.update(BENCH_RATE=str(rate), BENCH_OK=str(ok), BENCH_THREADS=str(threads))
-        host, port = targets[0]
-        proc = await asyncio.create_subprocess_exec(
-            "wrk",
-            f"-t{threads}",
-            f"-c{max(connections, threads)}",
-            f"-d{max(1, math.ceil(duration))}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(OPEN_SCRIPT),
-            f"http://{host}:{port}/",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await proc.communicate()
-    text = out.decode(errors="replace")
-    line = next((ln for ln in text.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{text}")
-    data = json.loads(line.removeprefix("BENCH_JSON "))
+    extra = {"BENCH_RATE": str(rate), "BENCH_OK": str(ok), "BENCH_THREADS": str(threads)}
+    data = await _run_script(
+        OPEN_SCRIPT, targets, paths, method, tokens or [], connections, threads, duration, extra
+    )
     return WrkOpenResult(
         sent=int(data["requests"]),
         ok=int(data["ok"]),
         answered=int(data["answered"]),
         seconds=data["duration_us"] / 1e6,
         late=int(data["late"]),
-        socket_errors=sum(int(data[k]) for k in ("connect", "read", "write", "timeout")),
+        socket_errors=_socket_errors(data),
         p50=data["p50_us"] / 1000,
         p99=data["p99_us"] / 1000,
         p999=data["p999_us"] / 1000,

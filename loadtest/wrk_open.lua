@@ -20,28 +20,13 @@ local function now_us()
   return tonumber(clock.tv_sec) * 1000000 + tonumber(clock.tv_nsec) / 1000
 end
 
-local threads, threads_made = {}, 0
-
-local function lines(path)
-  local out = {}
-  if path == nil or path == "" then return out end
-  for line in io.lines(path) do
-    if line ~= "" then out[#out + 1] = line end
-  end
-  return out
-end
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+package.path = here .. "?.lua;" .. package.path
+local common = require("wrk_common")
+local threads = {}
 
 function setup(thread)
-  local targets = {}
-  for host, port in string.gmatch(os.getenv("BENCH_ADDRS") or "", "([^,:]+):(%d+)") do
-    targets[#targets + 1] = { host, port }
-  end
-  if #targets > 0 then
-    local target = targets[(threads_made % #targets) + 1]
-    thread.addr = wrk.lookup(target[1], target[2])[1]
-  end
-  thread:set("thread_index", threads_made)
-  threads_made = threads_made + 1
+  common.place(thread)
   threads[#threads + 1] = thread
 end
 
@@ -53,8 +38,8 @@ lat, late, answered, good = {}, 0, 0, 0
 
 function init(args)
   method = os.getenv("BENCH_METHOD") or "GET"
-  paths = lines(os.getenv("BENCH_PATHS"))
-  tokens = lines(os.getenv("BENCH_TOKENS"))
+  paths = common.lines(os.getenv("BENCH_PATHS"))
+  tokens = common.lines(os.getenv("BENCH_TOKENS"))
   ok_status = tonumber(os.getenv("BENCH_OK") or "200")
   local count = tonumber(os.getenv("BENCH_THREADS") or "1")
   interval_us = 1000000 * count / tonumber(os.getenv("BENCH_RATE"))

@@ -8,28 +8,12 @@
 -- There is no response() callback on purpose: it slows wrk; non-2xx answers are counted by
 -- wrk itself (summary.errors.status).
 
-local threads_made = 0
-
-local function lines(path)
-  local out = {}
-  if path == nil or path == "" then return out end
-  for line in io.lines(path) do
-    if line ~= "" then out[#out + 1] = line end
-  end
-  return out
-end
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+package.path = here .. "?.lua;" .. package.path
+local common = require("wrk_common")
 
 function setup(thread)
-  local targets = {}
-  for host, port in string.gmatch(os.getenv("BENCH_ADDRS") or "", "([^,:]+):(%d+)") do
-    targets[#targets + 1] = { host, port }
-  end
-  if #targets > 0 then
-    local target = targets[(threads_made % #targets) + 1]
-    thread.addr = wrk.lookup(target[1], target[2])[1]
-  end
-  thread:set("thread_index", threads_made)
-  threads_made = threads_made + 1
+  common.place(thread)
 end
 
 local prepared = {}
@@ -37,8 +21,8 @@ local cursor = 0
 
 function init(args)
   local method = os.getenv("BENCH_METHOD") or "GET"
-  local paths = lines(os.getenv("BENCH_PATHS"))
-  local tokens = lines(os.getenv("BENCH_TOKENS"))
+  local paths = common.lines(os.getenv("BENCH_PATHS"))
+  local tokens = common.lines(os.getenv("BENCH_TOKENS"))
   local offset = (thread_index or 0) * 7919
   local body = nil
   if method ~= "GET" then body = "" end
