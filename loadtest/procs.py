@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 
+from api.embedded import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Proc:
@@ -87,7 +83,16 @@ async def start_server(
     return server
 
 
-async def wait_http(url: str, proc: Proc, within: float = 30) -> None:
+class Running(Protocol):
+    """A child process with its output: loadtest's Proc, and the test suite's."""
+
+    popen: subprocess.Popen[bytes]
+
+    def output(self) -> str: ...
+
+
+async def wait_http(url: str, proc: Running, within: float = 30) -> None:
+    """Until `url` answers 200; fails at once if the process exits first."""
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from api.embedded import free_port
 from engine.config import Config
+from engine.keys import KeySpace
+from engine.queue import Queue
+from loadtest.procs import wait_http as loadtest_wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 BOXOFFICE = [sys.executable, "-m", "api.cli"]
@@ -24,12 +23,6 @@ TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
 FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
 # Rate limits are off except in the tests about them: load-shaped tests would trip them.
 TEST_SETTINGS: dict[str, Any] = {**FAST_ARGON2, "rate_limits": "off"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def env_of(config: Config, **extra: str) -> dict[str, str]:
@@ -93,19 +86,7 @@ class Proc:
 
 
 async def wait_http(url: str, proc: Proc, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{proc.output()}")
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer:\n{proc.output()}")
+    await loadtest_wait_http(url, proc, within)
 
 
 async def start_server(config: Config, tmp: Path, name: str = "serve") -> tuple[Proc, str]:
@@ -135,3 +116,15 @@ async def insert_users(pool: Any, count: int, role: str = "USER", prefix: str = 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def outbox_counts(redis: Any, keys: KeySpace) -> tuple[int, int, int]:
+    """(waiting, in flight, dead letters) over every shard, from the admin queue stats."""
+    stats = await Queue(redis, keys).stats()
+    return stats.total("waiting"), stats.total("active"), stats.total("failed")
+
+
+async def drained(redis: Any, keys: KeySpace) -> bool:
+    """No record waits in an outbox or sits claimed in flight."""
+    waiting, in_flight, _ = await outbox_counts(redis, keys)
+    return waiting + in_flight == 0

@@ -21,7 +21,7 @@ from engine.config import Config
 from engine.errors import EngineError
 from engine.keys import KeySpace
 from engine.records import decode_record
-from tests.support import Proc, auth, env_of, insert_users
+from tests.support import Proc, auth, drained, env_of, insert_users, outbox_counts
 from tests.test_api_bookings import create_event
 
 LEASE_TTL_MS = 1000
@@ -133,21 +133,6 @@ async def lease_holders(redis: Redis, keys: KeySpace) -> list[bytes | None]:
     return list(await pipe.execute())
 
 
-async def drained(redis: Redis, keys: KeySpace) -> bool:
-    pipe = redis.pipeline(transaction=False)
-    for sk in keys.shards():
-        pipe.llen(sk.outbox)
-        pipe.llen(sk.inflight)
-    return not any(await pipe.execute())
-
-
-async def any_in_flight(redis: Redis, keys: KeySpace) -> bool:
-    pipe = redis.pipeline(transaction=False)
-    for sk in keys.shards():
-        pipe.llen(sk.inflight)
-    return any(await pipe.execute())
-
-
 async def redis_bookings(redis: Redis, keys: KeySpace) -> set[tuple[int, str, int]]:
     """(id, status, version) of every booking's live record, across all shards."""
     found: set[tuple[int, str, int]] = set()
@@ -163,13 +148,6 @@ async def postgres_bookings(pool: Any) -> set[tuple[int, str, int]]:
     found = {(int(r["id"]), str(r["status"]), int(r["version"])) for r in rows}
     assert len(found) == len(rows), "a booking row appears twice"
     return found
-
-
-async def dead_letters(redis: Redis, keys: KeySpace) -> int:
-    pipe = redis.pipeline(transaction=False)
-    for sk in keys.shards():
-        pipe.llen(sk.dead)
-    return sum(await pipe.execute())
 
 
 async def drain_and_stop(proc: Proc, redis: Redis, keys: KeySpace) -> None:
@@ -191,7 +169,7 @@ async def assert_postgres_matches_redis(pool: Any, redis: Redis, keys: KeySpace)
         f"{len(missing)} missing from Postgres (e.g. {sorted(missing)[:5]}), "
         f"{len(extra)} unexpected or stale (e.g. {sorted(extra)[:5]})"
     )
-    assert await dead_letters(redis, keys) == 0
+    assert (await outbox_counts(redis, keys))[2] == 0
     return len(in_redis)
 
 
@@ -221,7 +199,7 @@ async def test_persister_killed_at_20_random_moments_under_load(config, pool, re
             finally:
                 proc.terminate()
             dead_tokens.update(await lease_holders(redis, keys))
-            kills_with_batch_in_flight += await any_in_flight(redis, keys)
+            kills_with_batch_in_flight += (await outbox_counts(redis, keys))[1] > 0
     finally:
         await load.stop()
     print(

@@ -26,7 +26,16 @@ from engine.keys import KeySpace
 from persistence.db import ensure_database, migrate_dsn
 from tests.conftest import delete_keyspace
 from tests.pgserver import PgServer, pg_server_or_skip
-from tests.support import TEST_SECRET, TEST_SETTINGS, Proc, env_of, insert_users, start_server
+from tests.support import (
+    TEST_SECRET,
+    TEST_SETTINGS,
+    Proc,
+    drained,
+    env_of,
+    insert_users,
+    outbox_counts,
+    start_server,
+)
 
 OUTAGE_SECONDS = 15
 WARMUP_SECONDS = 1.0
@@ -111,21 +120,6 @@ def log_events(output: str) -> Counter[str]:
     return events
 
 
-async def _drained(redis: Redis, keys: KeySpace) -> bool:
-    pipe = redis.pipeline(transaction=False)
-    for sk in keys.shards():
-        pipe.llen(sk.outbox)
-        pipe.llen(sk.inflight)
-    return not any(await pipe.execute())
-
-
-async def _dead_letters(redis: Redis, keys: KeySpace) -> int:
-    pipe = redis.pipeline(transaction=False)
-    for sk in keys.shards():
-        pipe.llen(sk.dead)
-    return sum(await pipe.execute())
-
-
 async def _wait_for_log(proc: Proc, event: str, within: float = 20) -> None:
     deadline = time.monotonic() + within
     while not log_events(proc.output())[event]:
@@ -150,7 +144,7 @@ async def _wait_persisted(dsn: str, event_id: int, persister: Proc, within: floa
 
 async def _wait_drained(redis: Redis, keys: KeySpace, persister: Proc) -> float:
     started = time.monotonic()
-    while not await _drained(redis, keys):
+    while not await drained(redis, keys):
         if time.monotonic() - started > DRAIN_WITHIN:
             raise AssertionError(
                 f"outbox not drained within {DRAIN_WITHIN}s:\n{persister.output()[-4000:]}"
@@ -238,7 +232,7 @@ async def test_bookings_accepted_during_a_postgres_outage_all_reach_postgres(
         assert len(set(load.accepted)) == len(load.accepted), "a booking id was answered twice"
         assert len(persisted) == len(set(persisted))
         assert set(persisted) == set(load.accepted)
-        assert await _dead_letters(redis, keys) == 0
+        assert (await outbox_counts(redis, keys))[2] == 0
 
         for proc in processes:
             assert proc.popen.poll() is None, f"a process died:\n{proc.output()[-4000:]}"
