@@ -238,20 +238,34 @@ class Bench:
                 f"again{n}", f"HTTP booking, {procs}, peak again", stage, targets, paths,
                 stage.events, watch,
             )  # fmt: skip
-            load = Load(
-                targets=tuple(targets),
-                paths=tuple(paths),
-                method="POST",
-                tokens=tuple(stage.tokens),
-                ok=OK_BOOKED,
-                connections=self.s.connections,
-                processes=self.s.processes,
-                duration=self.s.duration,
-                rate=max(1.0, again.rate / 2),
-            )
+            load = self.booking_load(stage, targets, paths, rate=max(1.0, again.rate / 2))
             name = f"HTTP booking at half peak, {procs}"
             self.results.add(f"half{n}", await self.gen.open(name, load, watch))
             await self.with_persister(stage, n, load, watch)
+
+    def booking_load(
+        self,
+        stage: Stage,
+        targets: list[tuple[str, int]],
+        paths: list[str],
+        *,
+        rate: float = 0.0,
+        poll_ms: int = 0,
+    ) -> Load:
+        """A booking run for the Python client (or wrk_open.lua): the stage's tokens, the
+        bench's connections, processes and duration; open model at `rate`, or queue-and-poll."""
+        return Load(
+            targets=tuple(targets),
+            paths=tuple(paths),
+            method="POST",
+            tokens=tuple(stage.tokens),
+            ok=OK_BOOKED,
+            connections=self.s.connections,
+            processes=self.s.processes,
+            duration=self.s.duration,
+            rate=rate,
+            poll_ms=poll_ms,
+        )
 
     async def with_persister(
         self, stage: Stage, n: int, load: Load, watch: dict[str, list[int]]
@@ -314,16 +328,8 @@ class Bench:
         server = await start_server(module, ["serve", *common], stage.env(), self.logs)
         worker = Proc(module, ["worker", *common], stage.env(), self.logs / "qp-worker.log")
         try:
-            load = Load(
-                targets=(server.target,),
-                paths=(f"/book/{hot}",),
-                method="POST",
-                tokens=tuple(stage.tokens),
-                ok=OK_BOOKED,
-                connections=self.s.connections,
-                processes=self.s.processes,
-                duration=self.s.duration,
-                poll_ms=self.s.poll_ms,
+            load = self.booking_load(
+                stage, [server.target], [f"/book/{hot}"], poll_ms=self.s.poll_ms
             )
             watch = {
                 "server": [server.proc.pid],
