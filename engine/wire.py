@@ -66,7 +66,7 @@ class Wire:
         """EVALSHA `script`; the reply (or the error) arrives on the returned future. On
         NOSCRIPT (a restarted Redis, SCRIPT FLUSH) the script is loaded and the call sent
         again, on this same connection."""
-        return self._send(("EVALSHA", script.sha, len(keys), *keys, *args), script, keys, args)
+        return self._send(_evalsha(script, keys, args), script, keys, args)
 
     def _send(
         self,
@@ -93,7 +93,7 @@ class Wire:
         self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
     ) -> Any:
         await self._send(("SCRIPT", "LOAD", script.script))
-        return await self._send(("EVALSHA", script.sha, len(keys), *keys, *args))
+        return await self._send(_evalsha(script, keys, args))
 
     def _flush(self) -> None:
         data, entries = b"".join(self._outgoing), self._entries
@@ -224,7 +224,7 @@ class _Link:
                 raise
 
     def _answer(self, entry: Entry, reply: Any) -> None:
-        future, script, keys, args = entry
+        future, script = entry[0], entry[1]
         if future.done():  # the caller gave up (cancelled); the command ran all the same
             return
         if isinstance(reply, redis_errors.ResponseError):
@@ -256,6 +256,10 @@ class _Link:
             self.timer = None
         waiting, self.waiting = list(self.waiting), deque()
         _fail(waiting, error)
+
+
+def _evalsha(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 class RedisRestarted(redis_errors.ConnectionError):
