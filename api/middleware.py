@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import os
 import time
 from typing import Any
@@ -14,6 +15,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api import logs
 from api.auth import PRINCIPAL
 from api.errors import ApiError, from_engine
 from api.http import json_response
@@ -125,14 +127,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = error_response(mapped)
     elapsed = time.perf_counter() - started
     response.headers["X-Request-Id"] = request_id
-    principal = request.get(PRINCIPAL)
     _count(route, response.status, elapsed)
-    log.info(
-        "request",
-        method=request.method,
-        route=route,
-        status=response.status,
-        duration_ms=round(elapsed * 1000, 3),
-        user_id=principal.id if principal is not None else None,
-    )
+    if logs.enabled(logging.INFO):  # the fields cost ~5% of a booking when nobody reads them
+        principal = request.get(PRINCIPAL)
+        log.info(
+            "request",
+            method=request.method,
+            route=route,
+            status=response.status,
+            duration_ms=round(elapsed * 1000, 3),
+            user_id=principal.id if principal is not None else None,
+        )
     return response
