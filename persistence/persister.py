@@ -15,7 +15,7 @@ import random
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -88,15 +88,20 @@ class Persister:
             started = time.perf_counter()
             records: list[Record] = []
             dead: dict[int, list[str]] = {shard: [] for shard in batches}
+            leaving: dict[int, list[str]] = {}
             for shard, raws in batches.items():
-                decoded, undecodable = _decode_all(raws)
-                records.extend(decoded)
-                dead[shard].extend(undecodable)
+                decoded = _decode_all(raws)
+                records.extend(decoded.records)
+                dead[shard].extend(decoded.undecodable)
+                leaving[shard] = decoded.evictable if self.evict else []
             for record, why in await write_batch(self.pool, records):
                 entry = _dead_entry(json.dumps(msgspec.to_builtins(record)), why)
                 dead[self.keys.shard_of_booking(record.booking_id)].append(entry)
             acked = await asyncio.gather(
-                *(self._ack(shard, len(raws), dead[shard]) for shard, raws in batches.items())
+                *(
+                    self._ack(shard, len(raws), dead[shard], leaving[shard])
+                    for shard, raws in batches.items()
+                )
             )
             lost += [shard for shard, ok in zip(batches, acked, strict=True) if not ok]
             handled = sum(len(raws) for raws in batches.values())
@@ -118,13 +123,14 @@ class Persister:
         )
         return None if reply[0] == b"err" else reply[1:]
 
-    async def _ack(self, shard: int, count: int, dead: list[str]) -> bool:
+    async def _ack(self, shard: int, count: int, dead: list[str], leaving: list[str]) -> bool:
         """Acknowledge a written batch; False when the lease was lost meanwhile (written but
-        not acked: the new owner writes it again, and the version guard makes that a no-op)."""
+        not acked: the new owner writes it again, and the version guard makes that a no-op).
+        `leaving`: (position, booking id) pairs, flat, of the records Redis may now forget."""
         sk = self.keys.shard(shard)
         ack = await self.scripts.ack(
             keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings],
-            args=[self.token, count, "1" if self.evict else "0", *dead],
+            args=[self.token, count, len(leaving) // 2, *leaving, *dead],
         )
         if ack[0] == b"err":
             return False
@@ -270,15 +276,26 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _decode_all(raws: list[bytes]) -> tuple[list[Record], list[str]]:
-    records: list[Record] = []
-    dead: list[str] = []
-    for raw in raws:
+class _Decoded(NamedTuple):
+    records: list[Record]
+    undecodable: list[str]  # dead-letter entries
+    evictable: list[str]  # flat (1-based position, booking id) pairs, for ack.lua
+
+
+def _decode_all(raws: list[bytes]) -> _Decoded:
+    """A claimed batch, decoded once; what ack.lua needs to evict comes from here too."""
+    decoded = _Decoded([], [], [])
+    for position, raw in enumerate(raws, start=1):
         try:
-            records.append(decode_record(raw))
+            record = decode_record(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            dead.append(_dead_entry(raw.decode("utf-8", "replace"), f"undecodable: {exc}"))
-    return records, dead
+            entry = _dead_entry(raw.decode("utf-8", "replace"), f"undecodable: {exc}")
+            decoded.undecodable.append(entry)
+            continue
+        decoded.records.append(record)
+        if record.status != "HELD":
+            decoded.evictable.extend((str(position), str(record.id)))
+    return decoded
 
 
 def _dead_entry(record: str, reason: str) -> str:
