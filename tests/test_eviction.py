@@ -102,3 +102,28 @@ async def test_redis_memory_per_persisted_booking_is_small(pool, engine, persist
     per_booking = (kept - before) / len(users)
     print(f"redis bytes per persisted booking: {per_booking:.0f}")
     assert per_booking <= 200
+
+
+async def test_a_record_changed_after_its_claim_stays_until_its_new_version_is_persisted(
+    pool, engine, persister: Persister, keys
+):
+    """ack.lua evicts only what is still the live version: the persister names records by
+    their place in the in-flight batch, and a cancel made meanwhile must survive the ack."""
+    from engine.records import decode_record
+
+    event_id = await make_event(pool, engine, capacity=5)
+    [user] = await insert_users(pool, 1)
+    record = (await engine.book(event_id, user)).record
+    shard = keys.shard_of_booking(record.id)
+    bookings = keys.shard(shard).bookings
+    await persister.leases.take_all()
+    try:
+        assert await persister._claim(shard)  # the CONFIRMED version is now in flight
+        await engine.cancel(record.id, user)  # a newer version, in the hash and the outbox
+        assert await persister.flush_shard(shard) == 1  # the in-flight batch, written and acked
+        live = await engine.redis.hget(bookings, str(record.id))
+        assert live is not None and decode_record(live).status == "CANCELLED"
+        assert await persister.flush_shard(shard) == 1  # the cancel itself
+        assert await engine.redis.hget(bookings, str(record.id)) is None
+    finally:
+        await persister.leases.release_all()
