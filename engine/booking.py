@@ -157,7 +157,7 @@ class Engine:
         if self.wait_replicas is None:
             return
         replicas, timeout_ms = self.wait_replicas
-        acked = await guarded(lambda: self.redis.wait(replicas, timeout_ms))
+        acked = await guarded(lambda: self.scripts.wire.wait(replicas, timeout_ms))
         if int(acked) < replicas:
             self.under_replicated += 1
             UNDER_REPLICATED.inc()

@@ -13,6 +13,7 @@ from typing import Any
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/boxoffice"
+MIN_WAIT_MS, MAX_WAIT_MS = 1, 1000  # BOXOFFICE_DURABILITY=wait:N:MS
 # The placeholders of the original's README and ours: never a real secret.
 PLACEHOLDER_SECRETS = frozenset(
     {"replace-with-a-long-random-string", "replace-with-a-long-random-string-of-32-bytes-or-more"}
@@ -103,7 +104,8 @@ class Config:
     durability: str = _setting(
         "none",
         "BOXOFFICE_DURABILITY",
-        "`none`, or `wait:N[:MS]`: after each booking script, WAIT for N replicas (MS timeout).",
+        "`none`, or `wait:N[:MS]`: after each booking script, WAIT for N replicas"
+        " (MS timeout, 1-1000, default 100).",
     )
     rate_limits: str = _setting(
         "on", "BOXOFFICE_RATE_LIMITS", "`on` or `off` (benchmarks turn them off)."
@@ -199,11 +201,14 @@ class Config:
                 raise ValueError
             replicas = int(parts[1])
             timeout = int(parts[2]) if len(parts) == 3 else 100
-            if replicas < 1 or timeout < 0:
+            # WAIT 0 blocks forever, and a WAIT longer than the engine's Redis timeout (2 s)
+            # would fail every call queued behind it on the wire.
+            if replicas < 1 or not MIN_WAIT_MS <= timeout <= MAX_WAIT_MS:
                 raise ValueError
         except ValueError:
             raise ConfigError(
-                f"BOXOFFICE_DURABILITY must be none or wait:N[:MS], got {self.durability!r}"
+                f"BOXOFFICE_DURABILITY must be none or wait:N[:MS] (N >= 1, MS from"
+                f" {MIN_WAIT_MS} to {MAX_WAIT_MS}), got {self.durability!r}"
             ) from None
         return replicas, timeout
 

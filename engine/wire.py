@@ -84,6 +84,12 @@ class Wire:
             loop.call_soon(self._flush)
         return future
 
+    def wait(self, replicas: int, timeout_ms: int) -> asyncio.Future[Any]:
+        """WAIT on this connection: Redis counts the replicas that have every write sent on
+        it so far, the scripts just answered included. Sent on any other connection, WAIT
+        covers none of them and answers at once."""
+        return self._send(("WAIT", replicas, timeout_ms))
+
     def ping(self) -> asyncio.Future[Any]:
         """PING down the same path the scripts take (readiness probes: a restarted Redis is
         noticed here, not only by the next booking)."""

@@ -116,7 +116,9 @@ def test_durability_modes_parse(value, expected):
     assert config.wait_replicas == expected
 
 
-@pytest.mark.parametrize("value", ["wait", "wait:0", "wait:x", "fsync", "wait:1:2:3"])
+@pytest.mark.parametrize(
+    "value", ["wait", "wait:0", "wait:x", "fsync", "wait:1:2:3", "wait:1:0", "wait:1:1001"]
+)
 def test_bad_durability_modes_are_refused(value):
     with pytest.raises(ConfigError, match="BOXOFFICE_DURABILITY"):
         Config.from_env({"JWT_SECRET": TEST_SECRET, "BOXOFFICE_DURABILITY": value})
