@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from api.passwords import Passwords
 from api.ratelimit import RateLimits
@@ -15,12 +14,13 @@ from api.watch import InventoryWatcher
 from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
+from engine.redis_client import RedisClient
 
 
 @dataclass
 class Services:
     config: Config
-    redis: Redis
+    redis: RedisClient
     pool: Any  # asyncpg.Pool
     engine: Engine
     keys: KeySpace

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import math
 import time
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import ConfigurationError, StorageError
-from redis import exceptions as redis_errors
 
 from api.errors import ApiError
+from engine.booking import UNAVAILABLE_ERRORS
 from engine.config import Config, ConfigError
 from engine.errors import EngineUnavailable
+from engine.redis_client import is_cluster_url
 from engine.scripts import Scripts
 
 
@@ -38,15 +40,27 @@ class RateLimits:
         self.register_ip = _parse("BOXOFFICE_RATE_REGISTER_IP", config.rate_register_ip)
         self.book_user = _parse("BOXOFFICE_RATE_BOOK_USER", config.rate_book_user)
         url = config.redis_url
-        url = "redis+" + url if url.startswith("unix://") else url
-        self.storage = RedisStorage(
-            f"async+{url}",
-            implementation="redispy",
-            wrap_exceptions=True,
-            key_prefix=f"{config.key_prefix}:rl",
-            socket_timeout=config.redis_timeout_ms / 1000,
-            socket_connect_timeout=config.redis_timeout_ms / 1000,
-        )
+        timeouts = {
+            "socket_timeout": config.redis_timeout_ms / 1000,
+            "socket_connect_timeout": config.redis_timeout_ms / 1000,
+        }
+        common = {"implementation": "redispy", "wrap_exceptions": True, **timeouts}
+        self.storage: RedisStorage | RedisClusterStorage
+        if is_cluster_url(url):  # limits' own cluster storage: its keys are one slot each
+            parts = urlsplit(url)
+            self.storage = RedisClusterStorage(
+                f"async+redis+cluster://{parts.netloc}",
+                key_prefix=f"{config.key_prefix}:rl",
+                ssl=parts.scheme.startswith("rediss"),
+                **common,  # type: ignore[arg-type]
+            )
+        else:
+            url = "redis+" + url if url.startswith("unix://") else url
+            self.storage = RedisStorage(
+                f"async+{url}",
+                key_prefix=f"{config.key_prefix}:rl",
+                **common,  # type: ignore[arg-type]
+            )
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.prefix = config.key_prefix
         self.scripts: Scripts | None = None  # the engine's, set when the app starts
@@ -62,7 +76,7 @@ class RateLimits:
             allowed, _, reset_ms = await self.scripts.ratelimit(
                 keys=[key], args=[item.amount, window_ms]
             )
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except UNAVAILABLE_ERRORS as exc:
             raise EngineUnavailable(str(exc)) from exc
         if allowed:
             return

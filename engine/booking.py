@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
 from engine import randomness
 from engine.errors import Code, EngineError, EngineUnavailable
 from engine.keys import SHARD_SPACE, KeySpace
 from engine.metrics import REDIS_SECONDS, UNDER_REPLICATED
 from engine.records import Inventory, Record, decode_record, encode_record
+from engine.redis_client import RedisClient
 from engine.scripts import Scripts
 
 T = TypeVar("T")
@@ -46,12 +46,23 @@ class EventSpec:
     user_seats: dict[int, int] | None = None
 
 
+# Redis (or a cluster node, or its slot map) cannot answer now: 503, retry shortly.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    OSError,
+    redis_errors.ClusterError,  # CLUSTERDOWN, MASTERDOWN, a slot still moving after a retry
+    redis_errors.RedisClusterException,  # no node covers a slot (yet)
+    redis_errors.TryAgainError,  # a multi-key command during resharding
+)
+
+
 async def guarded(call: Callable[[], Awaitable[T]]) -> T:
     """The one place driver errors become engine errors."""
     started = time.perf_counter()
     try:
         return await call()
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         raise EngineUnavailable(str(exc) or type(exc).__name__) from exc
     finally:
         REDIS_SECONDS.observe(time.perf_counter() - started)
@@ -70,7 +81,7 @@ class Engine:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         keys: KeySpace,
         idempotency_ttl: int = 86400,
         journal_size: int = 100_000,
@@ -149,15 +160,15 @@ class Engine:
     async def settle(self, record: Record) -> None:
         """After a script confirmed a change: journal it, and wait for replicas if asked."""
         self.journal.append(record)
-        await self._wait_for_replicas()
+        await self._wait_for_replicas(self.keys.shard(KeySpace.shard_of_booking(record.id)).outbox)
 
-    async def _wait_for_replicas(self) -> None:
+    async def _wait_for_replicas(self, key: str) -> None:
         """Durability mode wait:N: the booking stands either way (it is in the primary and
         its outbox); a shortfall is counted and logged, not hidden."""
         if self.wait_replicas is None:
             return
         replicas, timeout_ms = self.wait_replicas
-        acked = await guarded(lambda: self.scripts.wire.wait(replicas, timeout_ms))
+        acked = await guarded(lambda: self.scripts.wire.wait(replicas, timeout_ms, key))
         if int(acked) < replicas:
             self.under_replicated += 1
             UNDER_REPLICATED.inc()

@@ -42,7 +42,11 @@ class Config:
     """Every tunable of the service. Field metadata drives parsing and the docs reference."""
 
     database_url: str = _setting(DEFAULT_DATABASE_URL, "DATABASE_URL", "Postgres DSN (asyncpg).")
-    redis_url: str = _setting(DEFAULT_REDIS_URL, "REDIS_URL", "Redis URL (redis:// or unix://).")
+    redis_url: str = _setting(
+        DEFAULT_REDIS_URL,
+        "REDIS_URL",
+        "Redis URL: redis://, rediss:// or unix://; redis+cluster://host:port for a Redis Cluster.",
+    )
     jwt_secret: str = _setting("", "JWT_SECRET", "HS256 signing secret for access tokens.", True)
     port: int = _setting(3000, "PORT", "HTTP port of `boxoffice serve`.")
     host: str = _setting("127.0.0.1", "BOXOFFICE_HOST", "HTTP bind address.")

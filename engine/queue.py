@@ -8,11 +8,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from engine.booking import guarded
 from engine.keys import KeySpace
 from engine.records import decode_record
+from engine.redis_client import RedisClient
 from engine.scripts import Scripts
 
 
@@ -50,7 +49,7 @@ class QueueStats:
 
 
 class Queue:
-    def __init__(self, redis: Redis, keys: KeySpace) -> None:
+    def __init__(self, redis: RedisClient, keys: KeySpace) -> None:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from redis.asyncio import RedisCluster
 
 from engine.booking import Engine, guarded, parse_inventory, script_reply
 from engine.records import Inventory, Record, decode_record
@@ -25,6 +26,11 @@ class Snapshot:
     user_seats: dict[int, int]
     pending: list[Record] = field(default_factory=list)
     now_ms: int = 0
+
+
+# Redis Cluster refuses a keyless TIME inside a MULTI; a script given one of the snapshot's
+# keys runs on the same node, in the same transaction.
+SERVER_TIME = "return redis.call('TIME')"
 
 
 class Recovery:
@@ -45,7 +51,16 @@ class Recovery:
         return value.decode() if isinstance(value, bytes) else str(value)
 
     async def run_id(self) -> str:
-        """Changes whenever the Redis server restarts."""
+        """Changes whenever the Redis server restarts (on a cluster: any primary restarts,
+        or another node takes over a primary's slots)."""
+        if isinstance(self.redis, RedisCluster):
+            cluster = self.redis
+            nodes: Any = await guarded(
+                lambda: cluster.info("server", target_nodes=RedisCluster.PRIMARIES)
+            )  # {node name: INFO}
+            return ",".join(
+                sorted(f"{name}={info.get('run_id', '')}" for name, info in nodes.items())
+            )
         info: Any = await guarded(lambda: self.redis.info("server"))
         return str(info.get("run_id", ""))
 
@@ -66,7 +81,7 @@ class Recovery:
             pipe.hgetall(ek.users)
             pipe.lrange(sk.inflight, 0, -1)
             pipe.lrange(sk.outbox, 0, -1)
-            pipe.time()
+            pipe.eval(SERVER_TIME, 1, ek.inventory)  # TIME, routed by a key (cluster-safe)
             return await pipe.execute()
 
         inventory_row, users, inflight, outbox, (seconds, micros) = await guarded(read)

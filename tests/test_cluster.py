@@ -1,0 +1,243 @@
+"""Redis Cluster (DESIGN §8): the engine, the persister and the API on a private three-master
+cluster. Each event's keys share one hash tag, so every script runs on one node; events
+spread over all three masters, and the invariants hold on each."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import secrets
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import RedisCluster
+
+from api.app import init_app
+from engine.booking import Engine
+from engine.config import Config
+from engine.errors import Code, EngineError, EngineUnavailable
+from engine.keys import KeySpace
+from engine.redis_client import check_eviction_policy, connect, node_client
+from persistence import queries
+from persistence.persister import Persister
+from tests.rediscluster import RedisCluster3
+from tests.support import auth, insert_users, start_server, stop_and_drain
+from tests.test_api_bookings import create_event
+from tests.test_persister import make_event
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster3]:
+    nodes = RedisCluster3(Path(tmp_path_factory.mktemp("cluster")))
+    nodes.start()
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def cluster_client(cluster: RedisCluster3) -> AsyncIterator[Any]:
+    client = connect(cluster.url)
+    assert isinstance(client, RedisCluster)
+    await client.initialize()  # the slot map, for the tests' own get_node_from_key
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def ckeys() -> KeySpace:
+    return KeySpace(f"cl{secrets.token_hex(3)}", 16)
+
+
+@pytest.fixture
+def cengine(cluster_client: Any, ckeys: KeySpace, pool: Any) -> Engine:
+    engine = Engine(cluster_client, ckeys)
+    engine.record_source = functools.partial(queries.booking_record, pool)
+    return engine
+
+
+async def _events_on_every_master(
+    pool: Any, engine: Engine, client: Any, capacity: int, per_node: int = 2
+) -> dict[int, str]:
+    """Events until each master owns `per_node` of them; {event id: node name}."""
+    placed: dict[int, str] = {}
+    count: Counter[str] = Counter()
+    while len(count) < 3 or min(count.values()) < per_node:
+        event_id = await make_event(pool, engine, capacity=capacity)
+        node = client.get_node_from_key(engine.keys.event(event_id).inventory).name
+        placed[event_id] = node
+        count[node] += 1
+    return placed
+
+
+async def test_each_events_keys_share_a_slot_and_shards_cover_all_masters(
+    cluster_client: Any, ckeys: KeySpace
+):
+    await check_eviction_policy(cluster_client)  # every primary runs noeviction
+    nodes = set()
+    for shard in range(ckeys.shard_count):
+        sk = ckeys.shard(shard)
+        slots = {cluster_client.keyslot(k) for k in (sk.outbox, sk.inflight, sk.bookings)}
+        assert len(slots) == 1
+        nodes.add(cluster_client.get_node_from_key(sk.outbox).name)
+    assert len(nodes) == 3
+
+
+async def test_concurrent_bookings_never_oversell_on_three_masters(
+    pool: Any, cengine: Engine, cluster_client: Any
+):
+    placed = await _events_on_every_master(pool, cengine, cluster_client, capacity=25)
+    users = await insert_users(pool, 60, prefix=f"c{secrets.token_hex(3)}-")
+    attempts = [(e, u) for e in placed for u in users]  # 60 users race for 25 seats each
+
+    async def attempt(event_id: int, user_id: int) -> str:
+        try:
+            await cengine.book(event_id, user_id)
+        except EngineError as exc:
+            return exc.code.value
+        return "CONFIRMED"
+
+    outcomes = await asyncio.gather(*(attempt(e, u) for e, u in attempts))
+    per_event: dict[int, Counter[str]] = {e: Counter() for e in placed}
+    for (event_id, _), outcome in zip(attempts, outcomes, strict=True):
+        per_event[event_id][outcome] += 1
+    for event_id, counts in per_event.items():
+        assert counts == Counter({"CONFIRMED": 25, Code.SOLD_OUT.value: 35}), event_id
+        inventory = (await cengine.inventories([event_id]))[event_id]
+        assert inventory is not None
+        assert (inventory.sold, inventory.available, inventory.capacity) == (25, 0, 25)
+    # The keys really live on their own node: ask each master directly.
+    for event_id, node_name in placed.items():
+        host, port = node_name.rsplit(":", 1)
+        direct = node_client(cluster_client, host, int(port))
+        try:
+            assert await direct.exists(cengine.keys.event(event_id).inventory) == 1
+        finally:
+            await direct.aclose()
+
+
+async def test_the_persister_drains_every_masters_outbox_into_postgres(
+    pool: Any, cengine: Engine, cluster_client: Any, ckeys: KeySpace
+):
+    await pool.execute("TRUNCATE bookings, events, users RESTART IDENTITY CASCADE")
+    placed = await _events_on_every_master(pool, cengine, cluster_client, capacity=10, per_node=1)
+    users = await insert_users(pool, 5)
+    booked = [(await cengine.book(e, u)).record for e in placed for u in users]
+    for record in booked[::4]:
+        await cengine.cancel(record.id, record.user_id)
+    persister = Persister(cluster_client, pool, ckeys, batch_size=7)  # several batches each
+    assert await persister.drain_once() == len(booked) + len(booked[::4])
+    latest = {r.id: r for r in cengine.journal}
+    rows = await pool.fetch("SELECT id, status, version FROM bookings")
+    assert {(r["id"], r["status"], r["version"]) for r in rows} == {
+        (r.id, r.status, r.version) for r in latest.values()
+    }
+    assert await cengine.get_booking(booked[0].id) == latest[booked[0].id]  # from Postgres now
+
+
+async def test_the_api_books_checks_and_cancels_on_a_cluster(
+    config: Config, cluster: RedisCluster3, accounts: Any
+):
+    config = dataclasses.replace(config, redis_url=cluster.url)
+    async with TestClient(TestServer(init_app(config))) as client:
+        _, admin = await accounts.admin()
+        (_, token), (_, other) = await accounts.make(2)
+        ready = await client.get("/readyz")
+        assert ready.status == 200, await ready.text()
+        event_id = await create_event(client, admin, capacity=1)
+        first = await client.post(f"/api/bookings/{event_id}/book", headers=auth(token))
+        assert first.status == 202, await first.text()
+        job = (await first.json())["jobId"]
+        second = await client.post(f"/api/bookings/{event_id}/book", headers=auth(other))
+        assert second.status == 409
+        status = await client.get(f"/api/bookings/status/{job}")
+        assert (await status.json())["status"] == "completed"
+        booking_id = (await first.json())["booking"]["id"]
+        cancel = await client.delete(f"/api/bookings/{booking_id}/cancel", headers=auth(token))
+        assert cancel.status == 200, await cancel.text()
+        again = await client.post(f"/api/bookings/{event_id}/book", headers=auth(other))
+        assert again.status == 202, await again.text()
+
+
+async def test_a_stopped_master_fails_only_its_own_events_and_never_with_a_500(
+    pool: Any, tmp_path: Path
+):
+    nodes = RedisCluster3(tmp_path / "cluster")
+    nodes.start()
+    client = connect(nodes.url)
+    try:
+        engine = Engine(client, KeySpace(f"cs{secrets.token_hex(3)}", 16))
+        placed = await _events_on_every_master(pool, engine, client, capacity=10, per_node=1)
+        users = await insert_users(pool, 2, prefix=f"s{secrets.token_hex(3)}-")
+        doomed = nodes.ports[1]
+        nodes.procs[1].kill()
+        nodes.procs[1].wait(10)
+        for event_id, node_name in placed.items():
+            if node_name.endswith(f":{doomed}"):
+                with pytest.raises(EngineUnavailable):
+                    await engine.book(event_id, users[0])
+            else:
+                assert (await engine.book(event_id, users[1])).record.status == "CONFIRMED"
+    finally:
+        await client.aclose()
+        nodes.stop()
+
+
+async def test_two_api_processes_and_a_persister_on_a_cluster_sell_exactly_each_capacity(
+    config: Config, cluster: RedisCluster3, cluster_client: Any, pool: Any, accounts: Any, tmp
+):
+    """`boxoffice serve` twice and `boxoffice persist`, all on REDIS_URL=redis+cluster://..."""
+    config = dataclasses.replace(config, redis_url=cluster.url)
+    _, admin = await accounts.admin()
+    users = await accounts.make(120)
+    servers = [await start_server(config, tmp, "ca"), await start_server(config, tmp, "cb")]
+    try:
+        async with aiohttp.ClientSession() as session:
+            events: list[int] = []
+            nodes: set[str] = set()
+            keys = KeySpace(config.key_prefix, config.shard_count)
+            while len(nodes) < 3:  # one event on each master at least
+                created = await session.post(
+                    f"{servers[0][1]}/api/events/create",
+                    json={
+                        "name": "F",
+                        "venue": "A",
+                        "time": "2030-01-01T00:00:00Z",
+                        "capacity": 20,
+                    },
+                    headers=auth(admin),
+                )
+                events.append(int((await created.json())["id"]))
+                nodes.add(cluster_client.get_node_from_key(keys.event(events[-1]).inventory).name)
+
+            async def attempt(index: int, event_id: int, token: str) -> tuple[int, int]:
+                base = servers[index % 2][1]
+                url = f"{base}/api/bookings/{event_id}/book"
+                async with session.post(url, headers=auth(token)) as response:
+                    return event_id, response.status
+
+            tries = [(e, t) for e in events for _, t in users]
+            outcomes = Counter(
+                await asyncio.gather(*(attempt(i, e, t) for i, (e, t) in enumerate(tries)))
+            )
+        for event_id in events:
+            assert (outcomes[(event_id, 202)], outcomes[(event_id, 409)]) == (20, 100), event_id
+    finally:
+        stop_and_drain(servers, config, tmp)
+    rows = await pool.fetch(
+        "SELECT event_id, count(*) AS n FROM bookings WHERE status = 'CONFIRMED' GROUP BY event_id"
+    )
+    assert {r["event_id"]: r["n"] for r in rows} == dict.fromkeys(events, 20)
+    engine = Engine(cluster_client, keys)
+    for event_id, inventory in (await engine.inventories(events)).items():
+        assert inventory is not None and (inventory.available, inventory.sold) == (0, 20), event_id
