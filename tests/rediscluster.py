@@ -63,25 +63,35 @@ class RedisCluster3:
     def url(self) -> str:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
 
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        node_dir = self.dir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            redis_binary(),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(node_dir),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000",
+            "--save", "",
+            "--appendonly", "no",
+            "--maxmemory-policy", "noeviction",
+            "--logfile", str(node_dir / "redis.log"),
+        ]  # fmt: skip
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL)
+
+    def restart_empty(self, index: int, timeout: float = 20) -> None:
+        """SIGKILL one master and start it again: it keeps its identity and slots (nodes.conf)
+        but no data (nothing is saved): a primary that lost its memory."""
+        self.procs[index].kill()
+        self.procs[index].wait(10)
+        self.procs[index] = self._spawn(self.ports[index])
+        self._wait(self._agreed, timeout)
+
     def start(self, timeout: float = 20) -> None:
-        binary = redis_binary()
         for port in self.ports:
-            node_dir = self.dir / str(port)
-            node_dir.mkdir(parents=True, exist_ok=True)
-            args = [
-                binary,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--dir", str(node_dir),
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "2000",
-                "--save", "",
-                "--appendonly", "no",
-                "--maxmemory-policy", "noeviction",
-                "--logfile", str(node_dir / "redis.log"),
-            ]  # fmt: skip
-            self.procs.append(subprocess.Popen(args, stdin=subprocess.DEVNULL))
+            self.procs.append(self._spawn(port))
         try:
             self._wait(lambda p: _command(p, "PING").startswith(b"+PONG"), timeout)
             share = SLOTS // len(self.ports)

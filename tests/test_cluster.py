@@ -24,6 +24,7 @@ from engine.booking import Engine
 from engine.config import Config
 from engine.errors import Code, EngineError, EngineUnavailable
 from engine.keys import KeySpace
+from engine.recovery import Recovery
 from engine.redis_client import check_eviction_policy, connect, node_client
 from persistence import queries
 from persistence.persister import Persister
@@ -241,3 +242,34 @@ async def test_two_api_processes_and_a_persister_on_a_cluster_sell_exactly_each_
     engine = Engine(cluster_client, keys)
     for event_id, inventory in (await engine.inventories(events)).items():
         assert inventory is not None and (inventory.available, inventory.sold) == (0, 20), event_id
+
+
+async def test_a_master_restarted_empty_is_noticed_before_anything_sells_there(
+    pool: Any, tmp_path: Path
+):
+    """Its wire sees a new run_id: the calls waiting fail (503), the engine's restart
+    listeners hear of it (the API's watcher then stops selling until it has reconciled),
+    and the cluster's combined run_id changes for the watcher's own check."""
+    nodes = RedisCluster3(tmp_path / "cluster")
+    nodes.start()
+    client = connect(nodes.url)
+    try:
+        engine = Engine(client, KeySpace(f"cr{secrets.token_hex(3)}", 16))
+        heard: list[str] = []
+        engine.on_redis_restart(lambda: heard.append("restart"))
+        placed = await _events_on_every_master(pool, engine, client, capacity=10, per_node=1)
+        users = await insert_users(pool, 2, prefix=f"r{secrets.token_hex(3)}-")
+        victim = next(e for e, name in placed.items() if name.endswith(f":{nodes.ports[2]}"))
+        await engine.book(victim, users[0])
+        before = await Recovery(engine).run_id()
+        nodes.restart_empty(2)
+        for _ in range(3):  # the first may go out on the dead connection: it fails too
+            with pytest.raises(EngineUnavailable):
+                await engine.book(victim, users[1])
+            if heard:
+                break
+        assert heard == ["restart"]
+        assert await Recovery(engine).run_id() != before
+    finally:
+        await client.aclose()
+        nodes.stop()
