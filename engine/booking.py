@@ -160,14 +160,14 @@ class Engine:
     async def settle(self, record: Record) -> None:
         """After a script confirmed a change: journal it, and wait for replicas if asked."""
         self.journal.append(record)
-        await self._wait_for_replicas(self.keys.shard(KeySpace.shard_of_booking(record.id)).outbox)
+        if self.wait_replicas is not None:
+            await self._wait_for_replicas(record, *self.wait_replicas)
 
-    async def _wait_for_replicas(self, key: str) -> None:
+    async def _wait_for_replicas(self, record: Record, replicas: int, timeout_ms: int) -> None:
         """Durability mode wait:N: the booking stands either way (it is in the primary and
-        its outbox); a shortfall is counted and logged, not hidden."""
-        if self.wait_replicas is None:
-            return
-        replicas, timeout_ms = self.wait_replicas
+        its outbox); a shortfall is counted and logged, not hidden. WAIT is routed by the
+        record's shard, to the node that ran its script."""
+        key = self.keys.shard(KeySpace.shard_of_booking(record.id)).outbox
         acked = await guarded(lambda: self.scripts.wire.wait(replicas, timeout_ms, key))
         if int(acked) < replicas:
             self.under_replicated += 1
