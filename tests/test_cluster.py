@@ -149,12 +149,25 @@ async def test_the_persister_drains_every_masters_outbox_into_postgres(
 async def test_the_api_books_checks_and_cancels_on_a_cluster(
     config: Config, cluster: RedisCluster3, accounts: Any
 ):
-    config = dataclasses.replace(config, redis_url=cluster.url)
+    config = dataclasses.replace(
+        config, redis_url=cluster.url, rate_limits="on", rate_login_ip="3/minute"
+    )
     async with TestClient(TestServer(init_app(config))) as client:
         _, admin = await accounts.admin()
         (_, token), (_, other) = await accounts.make(2)
         ready = await client.get("/readyz")
         assert ready.status == 200, await ready.text()
+        # Register and login go through the rate limits (limits' cluster storage).
+        body = {"name": "C", "email": "c@cluster.example", "password": "Cluster-Pw-123"}
+        registered = await client.post("/api/auth/register", json=body)
+        assert registered.status in (200, 201), await registered.text()
+        login = await client.post(
+            "/api/auth/login", json={"email": body["email"], "password": body["password"]}
+        )
+        assert login.status == 200, await login.text()
+        wrong = {"email": body["email"], "password": "Wrong-Pw-123"}
+        statuses = [(await client.post("/api/auth/login", json=wrong)).status for _ in range(3)]
+        assert statuses[-1] == 429, statuses  # the 4th login from this IP in a minute
         event_id = await create_event(client, admin, capacity=1)
         first = await client.post(f"/api/bookings/{event_id}/book", headers=auth(token))
         assert first.status == 202, await first.text()
