@@ -168,7 +168,12 @@ class Engine:
         its outbox); a shortfall is counted and logged, not hidden. WAIT is routed by the
         record's shard, to the node that ran its script."""
         key = self.keys.shard(KeySpace.shard_of_booking(record.id)).outbox
-        acked = await guarded(lambda: self.scripts.wire.wait(replicas, timeout_ms, key))
+        try:
+            acked = await guarded(lambda: self.scripts.wire.wait(replicas, timeout_ms, key))
+        except EngineUnavailable:
+            # The change is confirmed in the primary: answering 503 now would invite a
+            # retry of a booking that stands. Unknown replication counts as a shortfall.
+            acked = 0
         if int(acked) < replicas:
             self.under_replicated += 1
             UNDER_REPLICATED.inc()

@@ -77,15 +77,10 @@ def node_client(cluster: RedisCluster, host: str, port: int) -> Redis:
     the engine's wire keeps one pipelined connection per primary (engine.wire.ClusterWire)."""
     kwargs: dict[str, Any] = dict(cluster.nodes_manager.connection_kwargs)
     timeout = kwargs.get("socket_timeout") or 2.0
-    pool_kwargs = {
-        k: kwargs[k]
-        for k in ("username", "password", "ssl", "socket_connect_timeout")
-        if kwargs.get(k) is not None
-    }
-    if pool_kwargs.pop("ssl", False):
-        from redis.asyncio.connection import SSLConnection
-
-        pool_kwargs["connection_class"] = SSLConnection
+    wanted = {"username", "password", "credential_provider", "protocol", "connection_class"}
+    wanted |= {"socket_connect_timeout"} | {k for k in kwargs if k.startswith("ssl_")}
+    # TLS travels as connection_class=SSLConnection plus the ssl_* settings, not as `ssl`.
+    pool_kwargs = {k: kwargs[k] for k in wanted if kwargs.get(k) is not None}
     pool = BlockingConnectionPool(
         host=host,
         port=port,

@@ -45,6 +45,7 @@ class Wire:
         self._scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.run_id: str | None = None  # of the Redis server the last connection reached
+        self._pending_wait: tuple[tuple[int, int], asyncio.Future[Any]] | None = None
         self.restart_listeners: list[Callable[[], None]] = []
 
     @classmethod
@@ -87,8 +88,17 @@ class Wire:
     def wait(self, replicas: int, timeout_ms: int, key: Any = None) -> asyncio.Future[Any]:
         """WAIT on this connection: Redis counts the replicas that have every write sent on
         it so far, the scripts just answered included. Sent on any other connection, WAIT
-        covers none of them and answers at once. (`key` routes it on a cluster.)"""
-        return self._send(("WAIT", replicas, timeout_ms))
+        covers none of them and answers at once. (`key` routes it on a cluster.)
+
+        Callers in one loop tick share one WAIT (it covers all their writes alike): WAIT
+        holds the connection until it returns, and one per caller would queue up to a
+        timeout each behind a stalled replica."""
+        pending = self._pending_wait
+        if pending is not None and pending[0] == (replicas, timeout_ms):
+            return pending[1]
+        future = self._send(("WAIT", replicas, timeout_ms))
+        self._pending_wait = ((replicas, timeout_ms), future)
+        return future
 
     def ping(self) -> asyncio.Future[Any]:
         """PING down the same path the scripts take (readiness probes: a restarted Redis is
@@ -104,6 +114,7 @@ class Wire:
     def _flush(self) -> None:
         data, entries = b"".join(self._outgoing), self._entries
         self._outgoing, self._entries, self._scheduled = [], [], False
+        self._pending_wait = None  # a later caller's writes need a WAIT sent after them
         link = self._link
         if link is not None and link.open:
             link.send(data, entries)
@@ -237,7 +248,7 @@ class _Link:
             if script is not None and str(reply).startswith("NOSCRIPT"):
                 self.reload(future, entry)  # Redis lost its script cache: load, call again
             else:
-                future.set_exception(reply)
+                future.set_exception(typed_error(reply))
             return
         future.set_result(reply)
 
@@ -262,6 +273,25 @@ class _Link:
             self.timer = None
         waiting, self.waiting = list(self.waiting), deque()
         _fail(waiting, error)
+
+
+# Error replies that say "not now" rather than "wrong": hiredis makes every error reply a
+# plain ResponseError, so they are given redis-py's own classes here, which the engine
+# answers with 503 (engine.booking.UNAVAILABLE_ERRORS) and the persister backs off from.
+_TRANSIENT_REPLIES: tuple[tuple[str, type[redis_errors.RedisError]], ...] = (
+    ("LOADING ", redis_errors.BusyLoadingError),  # a restarted server reading its AOF
+    ("TRYAGAIN ", redis_errors.TryAgainError),  # a script's keys split by a migration
+    ("CLUSTERDOWN ", redis_errors.ClusterDownError),
+    ("MASTERDOWN ", redis_errors.MasterDownError),
+)
+
+
+def typed_error(reply: redis_errors.ResponseError) -> redis_errors.RedisError:
+    message = str(reply)
+    for prefix, kind in _TRANSIENT_REPLIES:
+        if message.startswith(prefix):
+            return kind(message)
+    return reply
 
 
 def _evalsha(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:

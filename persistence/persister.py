@@ -274,6 +274,7 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.TimeoutError,
     redis_errors.ClusterError,
     redis_errors.RedisClusterException,
+    redis_errors.TryAgainError,
     EngineUnavailable,  # the same, as the engine's hold scripts report it
 )
 

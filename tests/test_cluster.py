@@ -286,3 +286,18 @@ async def test_a_master_restarted_empty_is_noticed_before_anything_sells_there(
     finally:
         await client.aclose()
         nodes.stop()
+
+
+async def test_node_clients_keep_the_clusters_tls_and_credentials():
+    """rediss+cluster:// means TLS to every node the engine's wires open, not only to the
+    ones redis-py's own client talks to."""
+    from redis.asyncio.connection import SSLConnection
+
+    tls = connect("rediss+cluster://alice:s3cret@127.0.0.1:7000")  # connects lazily
+    assert isinstance(tls, RedisCluster)
+    pool: Any = node_client(tls, "127.0.0.1", 7001).connection_pool
+    assert pool.connection_class is SSLConnection
+    assert pool.connection_kwargs["username"] == "alice"
+    assert pool.connection_kwargs["password"] == "s3cret"
+    plain: Any = node_client(connect("redis+cluster://127.0.0.1:7000"), "127.0.0.1", 7001)
+    assert plain.connection_pool.connection_class is not SSLConnection

@@ -125,3 +125,30 @@ async def test_a_restarted_redis_fails_the_calls_in_between_then_serves_again(
         assert heard == ["restarted"]
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("LOADING Redis is loading the dataset in memory", redis_errors.BusyLoadingError),
+        ("TRYAGAIN Multiple keys request during rehashing of slot", redis_errors.TryAgainError),
+        ("CLUSTERDOWN The cluster is down", redis_errors.ClusterDownError),
+        ("MASTERDOWN Link with MASTER is down", redis_errors.MasterDownError),
+    ],
+)
+async def test_transient_error_replies_become_503s_not_500s(redis: Redis, reply: str, kind):
+    """hiredis gives every error reply as a plain ResponseError; the wire types the ones that
+    mean "not now", so the engine turns them into EngineUnavailable (503) like a lost link."""
+    from engine.booking import guarded
+    from engine.errors import EngineUnavailable
+
+    wire = Wire.for_client(redis)
+    script = redis.register_script(f"return redis.error_reply({reply!r})")
+    with pytest.raises(kind):
+        await wire.call(script, ["k"], [])
+    with pytest.raises(EngineUnavailable):
+        await guarded(lambda: wire.call(script, ["k"], []))
+    wrong = redis.register_script("return redis.error_reply('WRONGTYPE not now either')")
+    with pytest.raises(redis_errors.ResponseError) as plain:
+        await wire.call(wrong, ["k"], [])
+    assert type(plain.value) is redis_errors.ResponseError  # a real error stays one
