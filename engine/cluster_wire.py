@@ -23,7 +23,6 @@ from redis.commands.core import AsyncScript
 from engine.redis_client import node_client
 from engine.wire import Wire
 
-_REDIRECTS = ("MOVED ", "ASK ")
 _CLUSTER_WIRES: weakref.WeakKeyDictionary[RedisCluster, ClusterWire] = weakref.WeakKeyDictionary()
 
 
@@ -67,19 +66,16 @@ class ClusterWire:
         await self._ensure_mapped()
         try:
             return await send(self._wire_for(key))
-        except redis_errors.ResponseError as exc:
-            if not str(exc).startswith(_REDIRECTS):
-                raise
+        except redis_errors.AskError:  # MOVED too (a subclass): Redis ran nothing
+            pass
         except redis_errors.ConnectionError:
             self._refresh_soon()
             raise
         await self._refresh()
         try:
             return await send(self._wire_for(key))
-        except redis_errors.ResponseError as exc:  # once only: still moving, retry later
-            if str(exc).startswith(_REDIRECTS):
-                raise redis_errors.ClusterError(f"slot of {key!r} is moving: {exc}") from exc
-            raise
+        except redis_errors.AskError as exc:  # once only: still moving, retry later
+            raise redis_errors.ClusterError(f"slot of {key!r} is moving: {exc}") from exc
 
     def _wire_for(self, key: Any) -> Wire:
         node = self.cluster.get_node_from_key(key)

@@ -22,6 +22,7 @@ from typing import Any
 
 import hiredis
 from redis import exceptions as redis_errors
+from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -201,7 +202,10 @@ class _Link:
         self.writer = writer
         self.timeout = timeout
         self.reload = reload
-        self.parser = hiredis.Reader(replyError=redis_errors.ResponseError)
+        # Error replies typed as redis-py types them (its hiredis parser does the same):
+        # LOADING, TRYAGAIN, CLUSTERDOWN... arrive as the classes the engine answers with 503
+        # (engine.booking.UNAVAILABLE_ERRORS), MOVED/ASK as the ones engine.cluster_wire follows.
+        self.parser = hiredis.Reader(replyError=BaseParser.parse_error)
         self.waiting: deque[Entry] = deque()
         self.sent = 0
         self.answered = 0
@@ -244,11 +248,11 @@ class _Link:
         future, script = entry[0], entry[1]
         if future.done():  # the caller gave up (cancelled); the command ran all the same
             return
-        if isinstance(reply, redis_errors.ResponseError):
-            if script is not None and str(reply).startswith("NOSCRIPT"):
+        if isinstance(reply, redis_errors.RedisError):
+            if script is not None and isinstance(reply, redis_errors.NoScriptError):
                 self.reload(future, entry)  # Redis lost its script cache: load, call again
             else:
-                future.set_exception(typed_error(reply))
+                future.set_exception(reply)
             return
         future.set_result(reply)
 
@@ -273,25 +277,6 @@ class _Link:
             self.timer = None
         waiting, self.waiting = list(self.waiting), deque()
         _fail(waiting, error)
-
-
-# Error replies that say "not now" rather than "wrong": hiredis makes every error reply a
-# plain ResponseError, so they are given redis-py's own classes here, which the engine
-# answers with 503 (engine.booking.UNAVAILABLE_ERRORS) and the persister backs off from.
-_TRANSIENT_REPLIES: tuple[tuple[str, type[redis_errors.RedisError]], ...] = (
-    ("LOADING ", redis_errors.BusyLoadingError),  # a restarted server reading its AOF
-    ("TRYAGAIN ", redis_errors.TryAgainError),  # a script's keys split by a migration
-    ("CLUSTERDOWN ", redis_errors.ClusterDownError),
-    ("MASTERDOWN ", redis_errors.MasterDownError),
-)
-
-
-def typed_error(reply: redis_errors.ResponseError) -> redis_errors.RedisError:
-    message = str(reply)
-    for prefix, kind in _TRANSIENT_REPLIES:
-        if message.startswith(prefix):
-            return kind(message)
-    return reply
 
 
 def _evalsha(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:

@@ -137,8 +137,8 @@ async def test_a_restarted_redis_fails_the_calls_in_between_then_serves_again(
     ],
 )
 async def test_transient_error_replies_become_503s_not_500s(redis: Redis, reply: str, kind):
-    """hiredis gives every error reply as a plain ResponseError; the wire types the ones that
-    mean "not now", so the engine turns them into EngineUnavailable (503) like a lost link."""
+    """The wire types error replies as redis-py does, so the ones that mean "not now" become
+    EngineUnavailable (503) like a lost link, and a real error stays a ResponseError."""
     from engine.booking import guarded
     from engine.errors import EngineUnavailable
 
