@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import asyncpg
 import msgspec
 import structlog
-from redis import exceptions as redis_errors
 
+from engine.booking import UNAVAILABLE_ERRORS
 from engine.errors import EngineUnavailable
 from engine.keys import KeySpace
 from engine.records import Record, decode_record
@@ -270,11 +270,7 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     # again (e.g. the pool's reset on release, after a commit) raises this: "cannot switch to
     # state 15; another operation (2) is in progress". The connection is dropped; retry.
     asyncpg.InternalClientError,
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.ClusterError,
-    redis_errors.RedisClusterException,
-    redis_errors.TryAgainError,
+    *UNAVAILABLE_ERRORS,  # Redis (or a cluster node) cannot answer now, as the engine sees it
     EngineUnavailable,  # the same, as the engine's hold scripts report it
 )
 
