@@ -28,12 +28,22 @@ def is_cluster_url(url: str) -> bool:
     return urlsplit(url).scheme in CLUSTER_SCHEMES
 
 
-def _retry() -> Retry:
-    """A command that finds its pooled connection closed (Redis restarted since it was last
+def _pool_settings(timeout: float, max_connections: int) -> dict[str, Any]:
+    """What every pool of ours shares (the single server's and each cluster node's).
+
+    A command that finds its pooled connection closed (Redis restarted since it was last
     used) is sent once more on a fresh one. Only on ConnectionError, never on a timeout: a
     timed-out command may have run. The engine's scripts do not come this way (engine.wire
     fails them instead: a script write is never sent twice)."""
-    return Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+    return {
+        "retry": Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+        "retry_on_error": [ConnectionError],
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "max_connections": max_connections,
+        "timeout": timeout,
+        "health_check_interval": 0,
+    }
 
 
 def connect(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> RedisClient:
@@ -42,16 +52,7 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 256) -> Re
     connection instead of failing at once as if Redis were down."""
     if is_cluster_url(url):
         return _connect_cluster(url, timeout, max_connections)
-    pool = BlockingConnectionPool.from_url(
-        url,
-        retry=_retry(),
-        retry_on_error=[ConnectionError],
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        max_connections=max_connections,
-        timeout=timeout,
-        health_check_interval=0,
-    )
+    pool = BlockingConnectionPool.from_url(url, **_pool_settings(timeout, max_connections))
     return Redis.from_pool(pool)
 
 
@@ -74,24 +75,15 @@ def _connect_cluster(url: str, timeout: float, max_connections: int) -> RedisClu
 
 def node_client(cluster: RedisCluster, host: str, port: int) -> Redis:
     """A pooled client to one node of `cluster`, with the cluster's credentials and timeouts:
-    the engine's wire keeps one pipelined connection per primary (engine.wire.ClusterWire)."""
+    the engine keeps one pipelined connection per primary (engine.cluster_wire.ClusterWire)."""
     kwargs: dict[str, Any] = dict(cluster.nodes_manager.connection_kwargs)
     timeout = kwargs.get("socket_timeout") or 2.0
     wanted = {"username", "password", "credential_provider", "protocol", "connection_class"}
     wanted |= {"socket_connect_timeout"} | {k for k in kwargs if k.startswith("ssl_")}
     # TLS travels as connection_class=SSLConnection plus the ssl_* settings, not as `ssl`.
     pool_kwargs = {k: kwargs[k] for k in wanted if kwargs.get(k) is not None}
-    pool = BlockingConnectionPool(
-        host=host,
-        port=port,
-        retry=_retry(),
-        retry_on_error=[ConnectionError],
-        socket_timeout=timeout,
-        max_connections=8,
-        timeout=timeout,
-        health_check_interval=0,
-        **pool_kwargs,
-    )
+    settings = {**_pool_settings(timeout, max_connections=8), **pool_kwargs}
+    pool = BlockingConnectionPool(host=host, port=port, **settings)
     return Redis.from_pool(pool)
 
 
