@@ -10,6 +10,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from api.embedded import Unavailable, free_port, redis_binary
 
@@ -35,20 +38,10 @@ def cluster_port() -> int:
     raise Unavailable("no free port pair for a cluster node")
 
 
-def _command(port: int, *args: str, timeout: float = 2.0) -> bytes:
-    """One RESP command on a fresh socket; the raw reply (enough for these admin calls)."""
-    payload = f"*{len(args)}\r\n".encode() + b"".join(
-        f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args
-    )
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
-        conn.sendall(payload)
-        reply = b""
-        while not reply.endswith(b"\r\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
+def _command(port: int, *args: str, timeout: float = 2.0) -> Any:
+    """One admin command to one node (redis-py's plain client: these are node commands)."""
+    with redis.Redis(port=port, socket_timeout=timeout, socket_connect_timeout=timeout) as node:
+        return node.execute_command(*args)
 
 
 class RedisCluster3:
@@ -93,13 +86,12 @@ class RedisCluster3:
         for port in self.ports:
             self.procs.append(self._spawn(port))
         try:
-            self._wait(lambda p: _command(p, "PING").startswith(b"+PONG"), timeout)
+            self._wait(lambda p: _command(p, "PING") is True, timeout)
             share = SLOTS // len(self.ports)
             for i, port in enumerate(self.ports):
                 last = SLOTS - 1 if i == len(self.ports) - 1 else (i + 1) * share - 1
                 slots = [str(s) for s in range(i * share, last + 1)]
-                if not _command(port, "CLUSTER", "ADDSLOTS", *slots).startswith(b"+OK"):
-                    raise Unavailable(f"CLUSTER ADDSLOTS failed on {port}")
+                _command(port, "CLUSTER", "ADDSLOTS", *slots)  # raises if refused
             for port in self.ports[1:]:
                 _command(port, "CLUSTER", "MEET", "127.0.0.1", str(self.ports[0]))
             self._wait(self._agreed, timeout)
@@ -108,7 +100,7 @@ class RedisCluster3:
             raise
 
     def _agreed(self, port: int) -> bool:
-        info = _command(port, "CLUSTER", "INFO").decode(errors="replace")
+        info = _command(port, "CLUSTER", "INFO").decode()
         return "cluster_state:ok" in info and f"cluster_known_nodes:{len(self.ports)}" in info
 
     def _wait(self, ready: object, timeout: float) -> None:
@@ -118,7 +110,7 @@ class RedisCluster3:
             for proc in self.procs:
                 if proc.poll() is not None:
                     raise Unavailable(f"a cluster node exited: see {self.dir}")
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, redis.ConnectionError):
                 pending = [p for p in pending if not ready(p)]  # type: ignore[operator]
             time.sleep(0.05)
         if pending:
