@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
 from api.context import services
 from engine.errors import EngineUnavailable
+from engine.loopmetrics import CounterChild, LoopCounter, LoopHistogram
 from engine.queue import Queue
 
-REQUESTS = Counter("boxoffice_http_requests_total", "HTTP requests", ["route", "status"])
-LATENCY = Histogram(
+REQUESTS = LoopCounter("boxoffice_http_requests_total", "HTTP requests", ["route", "status"])
+LATENCY = LoopHistogram(
     "boxoffice_http_request_seconds",
     "HTTP request latency",
     ["route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-BOOKINGS = Counter("boxoffice_booking_outcomes_total", "Booking attempts by outcome", ["outcome"])
+BOOKINGS = LoopCounter(
+    "boxoffice_booking_outcomes_total", "Booking attempts by outcome", ["outcome"]
+)
 
 
-@functools.cache
-def booking_outcome(outcome: str) -> Any:
-    """The outcome's counter, looked up once (labels() costs a lock and a dict per call)."""
+def booking_outcome(outcome: str) -> CounterChild:
     return BOOKINGS.labels(outcome)
 
 

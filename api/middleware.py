@@ -8,7 +8,6 @@ import itertools
 import logging
 import os
 import time
-from typing import Any
 
 import asyncpg
 import structlog
@@ -22,6 +21,7 @@ from api.http import json_response
 from api.metrics import LATENCY, REQUESTS
 from api.schemas import ErrorResponse
 from engine.errors import EngineError, EngineUnavailable
+from engine.loopmetrics import CounterChild, HistogramChild
 
 log = structlog.get_logger("http")
 
@@ -78,12 +78,12 @@ def _next_request_id() -> str:
 
 
 @functools.cache
-def _request_counter(route: str, status: int) -> Any:
+def _request_counter(route: str, status: int) -> CounterChild:
     return REQUESTS.labels(route, str(status))
 
 
 @functools.cache
-def _latency(route: str) -> Any:
+def _latency(route: str) -> HistogramChild:
     return LATENCY.labels(route)
 
 
@@ -96,8 +96,7 @@ def _count(route: str, status: int, elapsed: float) -> None:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+    logs.REQUEST_ID.set(request_id)
     started = time.perf_counter()
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"

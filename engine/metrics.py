@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
+
+from engine.loopmetrics import LoopHistogram
 
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1)
-DEPENDENCY_SECONDS = Histogram(
+DEPENDENCY_SECONDS = LoopHistogram(
     "boxoffice_dependency_seconds",
     "Latency of Redis and Postgres calls",
     ["dependency"],
