@@ -94,9 +94,13 @@ class Persister:
                 records.extend(decoded.records)
                 dead[shard].extend(decoded.undecodable)
                 leaving[shard] = decoded.evictable if self.evict else []
+            refused: set[str] = set()
             for record, why in await write_batch(self.pool, records):
                 entry = _dead_entry(json.dumps(msgspec.to_builtins(record)), why)
                 dead[self.keys.shard_of_booking(record.booking_id)].append(entry)
+                refused.add(str(record.booking_id))
+            if refused:  # Postgres does not have them: Redis keeps them readable
+                leaving = {shard: _without(pairs, refused) for shard, pairs in leaving.items()}
             acked = await asyncio.gather(
                 *(
                     self._ack(shard, len(raws), dead[shard], leaving[shard])
@@ -295,6 +299,15 @@ def _decode_all(raws: list[bytes]) -> _Decoded:
         if record.status != "HELD":
             decoded.evictable.extend((str(position), str(record.id)))
     return decoded
+
+
+def _without(pairs: list[str], booking_ids: set[str]) -> list[str]:
+    """Flat (position, booking id) pairs, less those naming `booking_ids`."""
+    kept: list[str] = []
+    for i in range(0, len(pairs), 2):
+        if pairs[i + 1] not in booking_ids:
+            kept.extend(pairs[i : i + 2])
+    return kept
 
 
 def _dead_entry(record: str, reason: str) -> str:

@@ -127,3 +127,18 @@ async def test_a_record_changed_after_its_claim_stays_until_its_new_version_is_p
         assert await engine.redis.hget(bookings, str(record.id)) is None
     finally:
         await persister.leases.release_all()
+
+
+async def test_a_dead_lettered_booking_stays_readable_in_redis(pool, engine, persister, keys):
+    """A confirmed record Postgres refuses (here: its user is gone, a foreign key) goes to the
+    dead letters and must stay in the bookings hash: Postgres does not have it, so evicting it
+    would make its status answer 404 and its cancel "not found" until it is re-driven."""
+    event_id = await make_event(pool, engine, capacity=10)
+    (user,) = await insert_users(pool, 1)
+    kept = (await engine.book(event_id, user)).record
+    orphan = (await engine.book(event_id, 999_999)).record  # no such user
+    assert await persister.drain_once() == 2
+    bookings = keys.event(event_id).shard_keys.bookings
+    assert await engine.redis.hexists(bookings, str(kept.id)) == 0  # persisted: evicted
+    assert await engine.get_booking(orphan.id) == orphan  # dead-lettered: still in Redis
+    assert await engine.redis.llen(keys.event(event_id).shard_keys.dead) == 1
