@@ -126,8 +126,9 @@ class Bench:
                 servers.append(await start_server("api.cli", ["serve"], stage.env(), self.logs))
             self.results.add("engine", await measure_engine(stage, self.s.duration))
             self.results.add("drain", await measure_drain(stage))
-            for n in (1, 2):
-                await self.http(stage, servers[:n])
+            await self.http(stage, servers[:1])
+            await self.calibration(stage)
+            await self.http(stage, servers)
             await self.hot(stage, servers)
             await self.half_peak(stage, servers)
         finally:
@@ -172,6 +173,38 @@ class Bench:
             )  # fmt: skip
         self.results.add(f"healthz{n}", combine(health))
         self.results.add(f"book{n}", combine(book))
+
+    async def calibration(self, stage: Stage) -> None:
+        """The issue's bare prototype (loadtest/peers/bare.py) on today's host, right after
+        our one-process runs: its /ping and its one-EVALSHA booking alternate in rounds, as
+        ours do. It says how fast this host is against the day the goals were set."""
+        args = ["--redis", stage.redis_url, "--prefix", f"{stage.prefix}b"]
+        args += ["--events", ",".join(str(e) for e in stage.events)]
+        server = await start_server("loadtest.peers.bare", args, stage.env(), self.logs)
+        try:
+            watch = {"server": [server.proc.pid]}
+            paths = [f"/book/{e}" for e in stage.events]
+            seconds = self.s.duration / self.s.rounds
+            ping: list[Measure] = []
+            book: list[Measure] = []
+            for _ in range(self.s.rounds):
+                ping.append(
+                    await self.gen.peak(
+                        "calibration: bare prototype GET /ping, 1 process", [server.target],
+                        ["/ping"], duration=seconds, watch=watch,
+                    )
+                )  # fmt: skip
+                book.append(
+                    await self.gen.peak(
+                        "calibration: bare prototype booking (one EVALSHA), 1 process",
+                        [server.target], paths, method="POST", ok=OK_BOOKED,
+                        duration=seconds, watch=watch,
+                    )
+                )  # fmt: skip
+            self.results.add("bare_ping", combine(ping))
+            self.results.add("bare_book", combine(book))
+        finally:
+            server.proc.stop()
 
     async def booking(
         self,

@@ -26,6 +26,8 @@ ORDER = [
     "engine",
     "healthz1",
     "book1",
+    "bare_ping",
+    "bare_book",
     "healthz2",
     "book2",
     "hot1",
@@ -245,6 +247,7 @@ def markdown(results: Results, chart: Path | None) -> str:
     for r in ratios(results):
         value = _fmt(r.value) + (f" {r.unit}" if r.unit and r.value is not None else "")
         out.append(f"| {r.name} | {value} | {r.goal} | {_verdict(r.met)} | {r.basis} |")
+    out += _calibration_md(results)
     out += [
         "",
         "## Figures",
@@ -271,6 +274,45 @@ def markdown(results: Results, chart: Path | None) -> str:
         out += ["", f"![throughput and latency]({chart.name})"]
     out += ["", "## How each figure is measured", "", *METHOD]
     return "\n".join(out) + "\n"
+
+
+# What the performance issue measured on its day, before any code existed.
+ISSUE_DAY = {"bare_ping": 48_000.0, "bare_book": 11_000.0}
+
+
+def _calibration_md(results: Results) -> list[str]:
+    """The bare prototype on this host against the issue's day: the goals were set there."""
+    ping, book = _rate(results, "bare_ping"), _rate(results, "bare_book")
+    if ping is None or book is None:
+        return []
+    rows = [
+        ("bare prototype GET /ping, 1 process (req/s)", ping, ISSUE_DAY["bare_ping"], 0),
+        ("bare prototype booking, 1 process (req/s)", book, ISSUE_DAY["bare_book"], 0),
+        ("bare booking ÷ bare /ping", book / ping, 0.23, 2),
+    ]
+    out = [
+        "",
+        "## Calibration: the issue's bare prototype, this run",
+        "",
+        "aiohttp + redis.asyncio + uvloop with nothing else (`loadtest/peers/bare.py`), one"
+        " EVALSHA of `lua/book.lua` per booking, measured right after our one-process runs."
+        " A host slower than the issue's day lowers every rate here; the ratios against"
+        " peers whose limit is a lock or a single worker, not CPU, fall with it.",
+        "",
+        "| | this run | the issue's day |",
+        "|---|---:|---:|",
+        *[f"| {name} | {_fmt(v, d)} | ~{_fmt(day, d)} |" for name, v, day, d in rows],
+        f"| this host ÷ the issue's day (bare /ping) | {_fmt(ping / ISSUE_DAY['bare_ping'])} | |",
+    ]
+    ours = [
+        ("our GET /healthz ÷ bare /ping, 1 process", _div(_rate(results, "healthz1"), ping)),
+        (
+            "our authenticated booking ÷ bare booking, 1 process",
+            _div(_rate(results, "book1"), book),
+        ),
+    ]
+    out += [f"| {name} | {_fmt(v)} | |" for name, v in ours]
+    return out
 
 
 def _writebehind_md(results: Results) -> list[str]:
@@ -336,6 +378,10 @@ METHOD = [
     " `MEMORY USAGE key SAMPLES 0` over the stage's keys before, after booking, and after the"
     " persister drained, divided by the bookings. `INFO used_memory` deltas are shown beside"
     " (noisy when others share the Redis).",
+    "- **calibration**: `loadtest/peers/bare.py`, the issue's bare prototype (aiohttp +"
+    " redis.asyncio + uvloop, no auth, validation, middleware, logging or metrics; a booking"
+    " is one EVALSHA of `lua/book.lua` through redis-py's Script), one process, `/ping` and"
+    " booking alternating in rounds, closed model, right after our one-process runs.",
     "- **peers** (`loadtest/peers/`, built from their designs, same tokens, same generator):"
     " *row lock*: one process, then two (own ports, connections split), per request `BEGIN;"
     " SELECT ... FOR UPDATE` the event row, count the caller's bookings, `INSERT`, `UPDATE"

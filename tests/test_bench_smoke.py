@@ -17,6 +17,8 @@ FIGURE_ROWS = [
     "engine: Engine.book, one process",
     "HTTP GET /healthz, 1 process",
     "HTTP booking, 1 process, 4 events",
+    "calibration: bare prototype GET /ping, 1 process",
+    "calibration: bare prototype booking (one EVALSHA), 1 process",
     "HTTP GET /healthz, 2 processes",
     "HTTP booking, 2 processes, 4 events",
     "HTTP booking, 1 process, one hot event",
@@ -67,6 +69,7 @@ def test_quick_bench_prints_every_figure(stores: tuple[str, str], tmp_path: Path
             assert not line.rstrip().endswith("n/a") or "redis-benchmark" in line, line
     text = out.read_text()
     assert "## Goals (DESIGN §6)" in text and "## How each figure is measured" in text
+    assert "## Calibration: the issue's bare prototype, this run" in text
 
 
 def test_interleaved_rounds_combine_into_one_figure() -> None:
