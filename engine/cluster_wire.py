@@ -2,11 +2,15 @@
 primary that owns its keys' slot. Every script's keys share one hash tag (DESIGN §3), so the
 first key names the node.
 
-A MOVED or ASK answer (slots migrated, a failover) refreshes the slot map and sends the call
-once more to the new owner: Redis refused it without running it, so this never runs a script
-twice. A node that stops answering fails the calls waiting on it (503 upstream) and refreshes
-the map, so the next calls find its replacement. Each node's wire notices a restarted server
-(its run_id) and tells the same listeners a single server's wire would."""
+A MOVED answer (a slot moved, a failover) refreshes the slot map and sends the call once
+more to the new owner. An ASK answer (the slot is being migrated and its owner no longer
+holds these keys) sends it once to the importing node, behind ASKING. Redis refused the first
+call without running it either way, so a script never runs twice. (A script naming a key
+that exists on neither side, as a booking's idempotency key before its first use, gets
+TRYAGAIN while its slot moves: Redis Cluster refuses such multi-key calls until the move
+ends, a 503.) A node that stops answering fails the calls waiting on it (503 upstream) and
+refreshes the map, so the next calls find its replacement. Each node's wire notices a
+restarted server (its run_id) and tells the same listeners a single server's wire would."""
 
 from __future__ import annotations
 
@@ -47,7 +51,11 @@ class ClusterWire:
     def call(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         if not keys:
             raise ValueError("on Redis Cluster a script needs a key to be routed by")
-        return self._routed(keys[0], lambda wire: wire.call(script, keys, args))
+        return self._routed(
+            keys[0],
+            lambda wire: wire.call(script, keys, args),
+            asked=lambda wire: wire.call_asking(script, keys, args),
+        )
 
     def wait(self, replicas: int, timeout_ms: int, key: Any = None) -> Any:
         """WAIT on the wire of `key`'s node: the one that ran the scripts it is to cover."""
@@ -62,20 +70,39 @@ class ClusterWire:
         await asyncio.gather(*(self._node_wire(node).ping() for node in primaries))
         return True
 
-    async def _routed(self, key: Any, send: Callable[[Wire], Any]) -> Any:
+    async def _routed(
+        self,
+        key: Any,
+        send: Callable[[Wire], Any],
+        asked: Callable[[Wire], Any] | None = None,
+    ) -> Any:
         await self._ensure_mapped()
         try:
             return await send(self._wire_for(key))
-        except redis_errors.AskError:  # MOVED too (a subclass): Redis ran nothing
+        except redis_errors.MovedError:  # Redis ran nothing: the map is stale
             pass
+        except redis_errors.AskError as exc:  # ran nothing: the slot is moving
+            if asked is None:
+                raise redis_errors.ClusterError(f"slot of {key!r} is moving: {exc}") from exc
+            return await self._asked(exc, asked)
         except redis_errors.ConnectionError:
             self._refresh_soon()
             raise
         await self._refresh()
         try:
             return await send(self._wire_for(key))
-        except redis_errors.AskError as exc:  # once only: still moving, retry later
+        except redis_errors.AskError as exc:  # MOVED again, or ASK: once only, retry later
             raise redis_errors.ClusterError(f"slot of {key!r} is moving: {exc}") from exc
+
+    async def _asked(self, ask: redis_errors.AskError, asked: Callable[[Wire], Any]) -> Any:
+        """Once, to the node the ASK named. A MOVED from it means the move ended in between:
+        the next call finds the new owner in a refreshed map."""
+        host, port = ask.node_addr
+        try:
+            return await asked(self._wire_at(str(host), int(port)))
+        except redis_errors.AskError as exc:
+            self._refresh_soon()
+            raise redis_errors.ClusterError(f"slot {ask.slot_id} is moving: {exc}") from exc
 
     def _wire_for(self, key: Any) -> Wire:
         node = self.cluster.get_node_from_key(key)
@@ -84,11 +111,15 @@ class ClusterWire:
         return self._node_wire(node)
 
     def _node_wire(self, node: ClusterNode) -> Wire:
-        wire = self._wires.get(node.name)
+        return self._wire_at(node.host, int(node.port))
+
+    def _wire_at(self, host: str, port: int) -> Wire:
+        name = f"{host}:{port}"  # ClusterNode.name
+        wire = self._wires.get(name)
         if wire is None:
-            wire = Wire(node_client(self.cluster, node.host, int(node.port)), self.timeout)
+            wire = Wire(node_client(self.cluster, host, port), self.timeout)
             wire.restart_listeners = self.restart_listeners  # shared: one list to append to
-            self._wires[node.name] = wire
+            self._wires[name] = wire
         return wire
 
     async def _ensure_mapped(self) -> None:

@@ -86,6 +86,18 @@ class Wire:
             loop.call_soon(self._flush)
         return future
 
+    def call_asking(
+        self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        """ASKING, then the script, on this connection: this node is importing the keys' slot
+        (a cluster's ASK redirect), and ASKING lets exactly the next command run here. EVAL
+        carries the script's text: a node that has not cached it runs it all the same, where
+        a NOSCRIPT reload would be sent without the ASKING. Both go out in one write, so no
+        other caller's command comes between them."""
+        asking = self._send(("ASKING",))
+        asking.add_done_callback(_consume)  # a failed ASKING fails the EVAL behind it too
+        return self._send(("EVAL", script.script, len(keys), *keys, *args))
+
     def wait(self, replicas: int, timeout_ms: int, key: Any = None) -> asyncio.Future[Any]:
         """WAIT on this connection: Redis counts the replicas that have every write sent on
         it so far, the scripts just answered included. Sent on any other connection, WAIT
@@ -277,6 +289,11 @@ class _Link:
             self.timer = None
         waiting, self.waiting = list(self.waiting), deque()
         _fail(waiting, error)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _evalsha(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:

@@ -38,7 +38,7 @@ def cluster_port() -> int:
     raise Unavailable("no free port pair for a cluster node")
 
 
-def _command(port: int, *args: str, timeout: float = 2.0) -> Any:
+def node_command(port: int, *args: str, timeout: float = 2.0) -> Any:
     """One admin command to one node (redis-py's plain client: these are node commands)."""
     with redis.Redis(port=port, socket_timeout=timeout, socket_connect_timeout=timeout) as node:
         return node.execute_command(*args)
@@ -86,21 +86,21 @@ class RedisCluster3:
         for port in self.ports:
             self.procs.append(self._spawn(port))
         try:
-            self._wait(lambda p: _command(p, "PING") is True, timeout)
+            self._wait(lambda p: node_command(p, "PING") is True, timeout)
             share = SLOTS // len(self.ports)
             for i, port in enumerate(self.ports):
                 last = SLOTS - 1 if i == len(self.ports) - 1 else (i + 1) * share - 1
                 slots = [str(s) for s in range(i * share, last + 1)]
-                _command(port, "CLUSTER", "ADDSLOTS", *slots)  # raises if refused
+                node_command(port, "CLUSTER", "ADDSLOTS", *slots)  # raises if refused
             for port in self.ports[1:]:
-                _command(port, "CLUSTER", "MEET", "127.0.0.1", str(self.ports[0]))
+                node_command(port, "CLUSTER", "MEET", "127.0.0.1", str(self.ports[0]))
             self._wait(self._agreed, timeout)
         except BaseException:
             self.stop()
             raise
 
     def _agreed(self, port: int) -> bool:
-        info = _command(port, "CLUSTER", "INFO").decode()
+        info = node_command(port, "CLUSTER", "INFO").decode()
         return "cluster_state:ok" in info and f"cluster_known_nodes:{len(self.ports)}" in info
 
     def _wait(self, ready: object, timeout: float) -> None:

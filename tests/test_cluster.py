@@ -28,7 +28,7 @@ from engine.recovery import Recovery
 from engine.redis_client import check_eviction_policy, connect, node_client
 from persistence import queries
 from persistence.persister import Persister
-from tests.rediscluster import RedisCluster3
+from tests.rediscluster import RedisCluster3, node_command
 from tests.support import auth, insert_users, start_server, stop_and_drain
 from tests.test_api_bookings import create_event
 from tests.test_persister import make_event
@@ -301,3 +301,49 @@ async def test_node_clients_keep_the_clusters_tls_and_credentials():
     assert pool.connection_kwargs["password"] == "s3cret"
     plain: Any = node_client(connect("redis+cluster://127.0.0.1:7000"), "127.0.0.1", 7001)
     assert plain.connection_pool.connection_class is not SSLConnection
+
+
+async def test_a_slot_being_migrated_follows_ask_and_then_moved(
+    pool: Any, cengine: Engine, cluster_client: Any, cluster: RedisCluster3
+):
+    """Live resharding, as `redis-cli --cluster reshard` does it: the slot is marked
+    importing/migrating, its keys MIGRATE to the new master, then the slot is assigned. Once
+    a script's keys have all moved, the old owner answers ASK: the engine sends it once to
+    the importing node behind ASKING (a cancel here) instead of answering 503 until the end.
+    A booking names a key that does not exist yet (its idempotency key), so Redis answers it
+    TRYAGAIN throughout the move (503, retry). After the move, MOVED; nothing oversold."""
+    event_id = await make_event(pool, cengine, capacity=5)
+    users = await insert_users(pool, 8)
+    booked = [(await cengine.book(event_id, u)).record for u in users[:3]]
+    inventory = cengine.keys.event(event_id).inventory
+    slot = cluster_client.keyslot(inventory)
+    ports = {f"127.0.0.1:{p}": p for p in cluster.ports}
+    source_port = ports[cluster_client.get_node_from_key(inventory).name]
+    target_port = next(p for p in cluster.ports if p != source_port)
+    source_id = node_command(source_port, "CLUSTER", "MYID").decode()
+    target_id = node_command(target_port, "CLUSTER", "MYID").decode()
+    node_command(target_port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+    node_command(source_port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+    try:
+        keys = node_command(source_port, "CLUSTER", "GETKEYSINSLOT", str(slot), "1000")
+        node_command(source_port, "MIGRATE", "127.0.0.1", str(target_port), "", "0", "5000",
+                     "KEYS", *[k.decode() for k in keys])  # fmt: skip
+        cancelled = await cengine.cancel(booked[0].id, booked[0].user_id)  # ASK -> target
+        assert cancelled.status == "CANCELLED"
+        with pytest.raises(EngineUnavailable):  # TRYAGAIN: its idempotency key exists nowhere
+            await cengine.book(event_id, users[3])
+    finally:
+        for port in cluster.ports:  # the move ends: the target owns the slot everywhere
+            node_command(port, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+    outcomes = await asyncio.gather(*(_outcome(cengine, event_id, u) for u in users[3:]))
+    assert sorted(outcomes) == ["CONFIRMED"] * 3 + ["SOLD_OUT"] * 2  # 5 - 3 + 1 cancelled
+    inventory_now = (await cengine.inventories([event_id]))[event_id]
+    assert inventory_now is not None and (inventory_now.sold, inventory_now.available) == (5, 0)
+    assert node_command(source_port, "CLUSTER", "COUNTKEYSINSLOT", str(slot)) == 0
+
+
+async def _outcome(engine: Engine, event_id: int, user_id: int) -> str:
+    try:
+        return (await engine.book(event_id, user_id)).record.status
+    except EngineError as exc:
+        return exc.code.value
