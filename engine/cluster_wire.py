@@ -10,7 +10,8 @@ that exists on neither side, as a booking's idempotency key before its first use
 TRYAGAIN while its slot moves: Redis Cluster refuses such multi-key calls until the move
 ends, a 503.) A node that stops answering fails the calls waiting on it (503 upstream) and
 refreshes the map, so the next calls find its replacement. Each node's wire notices a
-restarted server (its run_id) and tells the same listeners a single server's wire would."""
+restarted server (its run_id) and tells the same listeners a single server's wire would; the
+first connection to a primary the first map did not name (a promoted replica) counts as one."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class ClusterWire:
         self.restart_listeners: list[Callable[[], None]] = []
         self._wires: dict[str, Wire] = {}
         self._mapped = False
+        self._first_primaries: set[str] = set()  # as the slot map first named them
         self._refreshing: asyncio.Task[None] | None = None
 
     @classmethod
@@ -119,12 +121,17 @@ class ClusterWire:
         if wire is None:
             wire = Wire(node_client(self.cluster, host, port), self.timeout)
             wire.restart_listeners = self.restart_listeners  # shared: one list to append to
+            # A primary the first map did not name took slots over (a failover to a replica
+            # at its own address, or a new master): until the watcher has reconciled, what
+            # it holds may be older than what was sold. Its first connection says so.
+            wire.first_run_is_change = self._mapped and name not in self._first_primaries
             self._wires[name] = wire
         return wire
 
     async def _ensure_mapped(self) -> None:
         if not self._mapped:
             await self.cluster.initialize()  # the client's own start-up (a no-op once done)
+            self._first_primaries = {node.name for node in self.cluster.get_primaries()}
             self._mapped = True
 
     async def _refresh(self) -> None:

@@ -15,6 +15,7 @@ hears TimeoutError) and the next call borrows a fresh one: a stuck Redis answers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -46,6 +47,9 @@ class Wire:
         self._scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.run_id: str | None = None  # of the Redis server the last connection reached
+        # A server that appeared after start (a replica promoted at its own address) may hold
+        # older data than the one it replaced: then its first run counts as a change too.
+        self.first_run_is_change = False
         self._pending_wait: tuple[tuple[int, int], asyncio.Future[Any]] | None = None
         self.restart_listeners: list[Callable[[], None]] = []
 
@@ -170,7 +174,9 @@ class Wire:
         link = self._link = _Link(reader, writer, self.timeout, self._reload)
         self._spawn(self._serve(link, connection))
         previous, self.run_id = self.run_id, run_id
-        if previous is not None and previous != run_id:
+        changed = previous != run_id if previous is not None else self.first_run_is_change
+        self.first_run_is_change = False
+        if changed:
             for listener in self.restart_listeners:
                 listener()
             raise RedisRestarted(f"Redis restarted (run_id {previous} -> {run_id})")
@@ -185,7 +191,11 @@ class Wire:
             if self._link is link:
                 self._link = None
             try:
-                await connection.disconnect()
+                # Best effort: the link is over either way, and a close that times out (a
+                # stopped server that reads nothing more) must not end this task in an
+                # exception nobody awaits.
+                with contextlib.suppress(redis_errors.RedisError, OSError):
+                    await connection.disconnect()
             finally:
                 await self.redis.connection_pool.release(connection)
 

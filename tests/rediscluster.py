@@ -44,6 +44,20 @@ def node_command(port: int, *args: str, timeout: float = 2.0) -> Any:
         return node.execute_command(*args)
 
 
+def _replication(port: int) -> dict[str, Any]:
+    info: dict[str, Any] = node_command(port, "INFO", "replication")  # parsed by redis-py
+    return info
+
+
+def _is_master_in_view_of(port: int, node_port: int) -> bool:
+    """`node_port` is a master in `port`'s CLUSTER NODES (its flags say so)."""
+    for line in node_command(port, "CLUSTER", "NODES").decode().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[1].startswith(f"127.0.0.1:{node_port}@"):
+            return "master" in fields[2].split(",")
+    return False
+
+
 class RedisCluster3:
     """Three masters, no replicas: `url` is what boxoffice's REDIS_URL takes."""
 
@@ -51,6 +65,7 @@ class RedisCluster3:
         self.dir = workdir
         self.ports = [cluster_port() for _ in range(masters)]
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.replicas: list[int] = []
 
     @property
     def url(self) -> str:
@@ -82,6 +97,40 @@ class RedisCluster3:
         self.procs[index] = self._spawn(self.ports[index])
         self._wait(self._agreed, timeout)
 
+    def add_replica(self, index: int, timeout: float = 20) -> int:
+        """A replica of master `index` on a new port, in sync with it; returns its port."""
+        port = cluster_port()
+        self.procs.append(self._spawn(port))
+        self.replicas.append(port)
+        master_id = node_command(self.ports[index], "CLUSTER", "MYID").decode()
+        self._wait(lambda p: node_command(p, "PING") is True, timeout, [port])
+        node_command(port, "CLUSTER", "MEET", "127.0.0.1", str(self.ports[0]))
+        self._wait(
+            lambda p: master_id in node_command(p, "CLUSTER", "NODES").decode(), timeout, [port]
+        )
+        node_command(port, "CLUSTER", "REPLICATE", master_id)
+        self._wait(lambda p: _replication(p).get("master_link_status") == "up", timeout, [port])
+        return port
+
+    def synced(self, index: int, replica: int, timeout: float = 10) -> None:
+        """Until `replica` has every write master `index` has made."""
+        offset = int(_replication(self.ports[index])["master_repl_offset"])
+        self._wait(
+            lambda p: int(_replication(p).get("slave_repl_offset", -1)) >= offset,
+            timeout,
+            [replica],
+        )
+
+    def fail_over(self, index: int, replica: int, timeout: float = 20) -> None:
+        """SIGKILL master `index`; its replica takes its slots over (FAILOVER TAKEOVER, no
+        vote needed) and serves them from its own address."""
+        self.procs[index].kill()
+        self.procs[index].wait(10)
+        node_command(replica, "CLUSTER", "FAILOVER", "TAKEOVER")
+        self._wait(lambda p: _replication(p).get("role") == "master", timeout, [replica])
+        survivors = [p for i, p in enumerate(self.ports) if i != index]
+        self._wait(lambda p: _is_master_in_view_of(p, replica), timeout, survivors)
+
     def start(self, timeout: float = 20) -> None:
         for port in self.ports:
             self.procs.append(self._spawn(port))
@@ -103,12 +152,12 @@ class RedisCluster3:
         info = node_command(port, "CLUSTER", "INFO").decode()
         return "cluster_state:ok" in info and f"cluster_known_nodes:{len(self.ports)}" in info
 
-    def _wait(self, ready: object, timeout: float) -> None:
+    def _wait(self, ready: object, timeout: float, ports: list[int] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        pending = list(self.ports)
+        pending = list(self.ports if ports is None else ports)
         while pending and time.monotonic() < deadline:
             for proc in self.procs:
-                if proc.poll() is not None:
+                if proc.poll() is not None and proc.returncode != -9:  # -9: killed on purpose
                     raise Unavailable(f"a cluster node exited: see {self.dir}")
             with contextlib.suppress(OSError, redis.ConnectionError):
                 pending = [p for p in pending if not ready(p)]  # type: ignore[operator]

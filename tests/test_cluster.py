@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import functools
 import secrets
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -257,6 +258,22 @@ async def test_two_api_processes_and_a_persister_on_a_cluster_sell_exactly_each_
         assert inventory is not None and (inventory.available, inventory.sold) == (0, 20), event_id
 
 
+async def _booked_on_master(
+    pool: Any, client: Any, nodes: RedisCluster3, index: int
+) -> tuple[Engine, list[str], int, list[int]]:
+    """An engine on `client` whose restart listeners are recorded, an event on master
+    `index` with one seat booked, and three users (the first booked it)."""
+    engine = Engine(client, KeySpace(f"cr{secrets.token_hex(3)}", 16))
+    heard: list[str] = []
+    engine.on_redis_restart(lambda: heard.append("restart"))
+    placed = await _events_on_every_master(pool, engine, client, capacity=10, per_node=1)
+    users = await insert_users(pool, 3, prefix=f"r{secrets.token_hex(3)}-")
+    port = nodes.ports[index]
+    victim = next(e for e, name in placed.items() if name.endswith(f":{port}"))
+    await engine.book(victim, users[0])
+    return engine, heard, victim, users
+
+
 async def test_a_master_restarted_empty_is_noticed_before_anything_sells_there(
     pool: Any, tmp_path: Path
 ):
@@ -267,13 +284,7 @@ async def test_a_master_restarted_empty_is_noticed_before_anything_sells_there(
     nodes.start()
     client = connect(nodes.url)
     try:
-        engine = Engine(client, KeySpace(f"cr{secrets.token_hex(3)}", 16))
-        heard: list[str] = []
-        engine.on_redis_restart(lambda: heard.append("restart"))
-        placed = await _events_on_every_master(pool, engine, client, capacity=10, per_node=1)
-        users = await insert_users(pool, 2, prefix=f"r{secrets.token_hex(3)}-")
-        victim = next(e for e, name in placed.items() if name.endswith(f":{nodes.ports[2]}"))
-        await engine.book(victim, users[0])
+        engine, heard, victim, users = await _booked_on_master(pool, client, nodes, 2)
         before = await Recovery(engine).run_id()
         nodes.restart_empty(2)
         for _ in range(3):  # the first may go out on the dead connection: it fails too
@@ -283,6 +294,38 @@ async def test_a_master_restarted_empty_is_noticed_before_anything_sells_there(
                 break
         assert heard == ["restart"]
         assert await Recovery(engine).run_id() != before
+    finally:
+        await client.aclose()
+        nodes.stop()
+
+
+async def test_a_replica_promoted_at_another_address_is_noticed_before_it_sells(
+    pool: Any, tmp_path: Path
+):
+    """A failover: the master dies, its replica takes its slots over from its own address.
+    Replication is asynchronous, so the replica may lack the last bookings its master
+    confirmed; selling there before the watcher has reconciled could sell those seats again.
+    The wire of a primary that was not one when the engine first read the slot map treats
+    its first connection as a changed server: the calls waiting fail (503) and the restart
+    listeners hear of it, as for a restarted one; the calls after it sell there."""
+    nodes = RedisCluster3(tmp_path / "cluster")
+    nodes.start()
+    client = connect(nodes.url)
+    try:
+        replica = nodes.add_replica(2)
+        engine, heard, victim, users = await _booked_on_master(pool, client, nodes, 2)
+        nodes.synced(2, replica)
+        nodes.fail_over(2, replica)
+        deadline = time.monotonic() + 10
+        while not heard and time.monotonic() < deadline:
+            # The dead master's calls fail (and refresh the map), then the new primary's.
+            with pytest.raises(EngineUnavailable):
+                await engine.book(victim, users[1])
+            await asyncio.sleep(0.1)
+        assert heard == ["restart"]
+        record = (await engine.book(victim, users[2])).record
+        assert record.status == "CONFIRMED"
+        assert client.get_node_from_key(engine.keys.event(victim).inventory).port == replica
     finally:
         await client.aclose()
         nodes.stop()
