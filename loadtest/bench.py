@@ -17,7 +17,7 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -155,24 +155,33 @@ class Bench:
                 duration=self.s.warmup,
                 watch=watch,
             )
-        health: list[Measure] = []
-        book: list[Measure] = []
+        health, book = await self.alternating(
+            lambda seconds: self.gen.peak(
+                f"HTTP GET /healthz, {procs}", targets, ["/healthz"], duration=seconds,
+                watch=watch,
+            ),
+            lambda seconds: self.booking(
+                None, f"HTTP booking, {procs}, {len(paths)} events", stage, targets, paths,
+                stage.events, watch, seconds,
+            ),
+        )  # fmt: skip
+        self.results.add(f"healthz{n}", health)
+        self.results.add(f"book{n}", book)
+
+    async def alternating(
+        self,
+        first: Callable[[float], Awaitable[Measure]],
+        second: Callable[[float], Awaitable[Measure]],
+    ) -> tuple[Measure, Measure]:
+        """Two figures measured in alternating rounds (`rounds`, the duration split over
+        them), each summing its own rounds: host drift cannot tell them apart."""
         seconds = self.s.duration / self.s.rounds
+        a: list[Measure] = []
+        b: list[Measure] = []
         for _ in range(self.s.rounds):
-            health.append(
-                await self.gen.peak(
-                    f"HTTP GET /healthz, {procs}", targets, ["/healthz"], duration=seconds,
-                    watch=watch,
-                )
-            )  # fmt: skip
-            book.append(
-                await self.booking(
-                    None, f"HTTP booking, {procs}, {len(paths)} events", stage, targets,
-                    paths, stage.events, watch, seconds,
-                )
-            )  # fmt: skip
-        self.results.add(f"healthz{n}", combine(health))
-        self.results.add(f"book{n}", combine(book))
+            a.append(await first(seconds))
+            b.append(await second(seconds))
+        return combine(a), combine(b)
 
     async def calibration(self, stage: Stage) -> None:
         """The issue's bare prototype (loadtest/peers/bare.py) on today's host, right after
@@ -184,25 +193,19 @@ class Bench:
         try:
             watch = {"server": [server.proc.pid]}
             paths = [f"/book/{e}" for e in stage.events]
-            seconds = self.s.duration / self.s.rounds
-            ping: list[Measure] = []
-            book: list[Measure] = []
-            for _ in range(self.s.rounds):
-                ping.append(
-                    await self.gen.peak(
-                        "calibration: bare prototype GET /ping, 1 process", [server.target],
-                        ["/ping"], duration=seconds, watch=watch,
-                    )
-                )  # fmt: skip
-                book.append(
-                    await self.gen.peak(
-                        "calibration: bare prototype booking (one EVALSHA), 1 process",
-                        [server.target], paths, method="POST", ok=OK_BOOKED,
-                        duration=seconds, watch=watch,
-                    )
-                )  # fmt: skip
-            self.results.add("bare_ping", combine(ping))
-            self.results.add("bare_book", combine(book))
+            ping, book = await self.alternating(
+                lambda seconds: self.gen.peak(
+                    "calibration: bare prototype GET /ping, 1 process", [server.target],
+                    ["/ping"], duration=seconds, watch=watch,
+                ),
+                lambda seconds: self.gen.peak(
+                    "calibration: bare prototype booking (one EVALSHA), 1 process",
+                    [server.target], paths, method="POST", ok=OK_BOOKED, duration=seconds,
+                    watch=watch,
+                ),
+            )  # fmt: skip
+            self.results.add("bare_ping", ping)
+            self.results.add("bare_book", book)
         finally:
             server.proc.stop()
 

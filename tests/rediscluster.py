@@ -59,13 +59,12 @@ def _is_master_in_view_of(port: int, node_port: int) -> bool:
 
 
 class RedisCluster3:
-    """Three masters, no replicas: `url` is what boxoffice's REDIS_URL takes."""
+    """Three masters, replicas only by add_replica: `url` is what boxoffice's REDIS_URL takes."""
 
     def __init__(self, workdir: Path, masters: int = 3) -> None:
         self.dir = workdir
         self.ports = [cluster_port() for _ in range(masters)]
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.replicas: list[int] = []
 
     @property
     def url(self) -> str:
@@ -101,7 +100,6 @@ class RedisCluster3:
         """A replica of master `index` on a new port, in sync with it; returns its port."""
         port = cluster_port()
         self.procs.append(self._spawn(port))
-        self.replicas.append(port)
         master_id = node_command(self.ports[index], "CLUSTER", "MYID").decode()
         self._wait(lambda p: node_command(p, "PING") is True, timeout, [port])
         node_command(port, "CLUSTER", "MEET", "127.0.0.1", str(self.ports[0]))

@@ -11,7 +11,8 @@ limit is not CPU (a row lock, a single worker): this is how the report tells.
     python -m loadtest.peers.bare --redis R --prefix P --events 1,2 --port N
 
 Routes: GET /ping (and /healthz, for the bench's readiness probe) -> 200 {"status":"ok"};
-POST /book/{event}?u=<user> -> 202 with the script's record, 409 when it refuses.
+POST /book/{event} -> 202 with the script's record (a new user id each time), 409 when
+it refuses.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from engine.keys import SHARD_SPACE, KeySpace
 from engine.scripts import script_source
 from loadtest.peers.common import serve
 
-REDIS = web.AppKey("redis", Redis)
 BOOK = web.AppKey("book", Any)
 KEYS = web.AppKey("keys", KeySpace)
 _PONG = b'{"status":"ok"}'
@@ -58,7 +58,6 @@ async def book(request: web.Request) -> web.Response:
 def make_app(args: argparse.Namespace) -> web.Application:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         redis = Redis.from_url(args.redis)
-        app[REDIS] = redis
         app[BOOK] = redis.register_script(script_source("book"))
         yield
         await redis.aclose()
