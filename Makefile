@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TOOLS  := .tools
 
-.PHONY: run test pytest lint type format soak bench clean
+.PHONY: run test pytest lint type format soak bench clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,18 @@ $(TOOLS)/node_modules/.bin/newman:
 	mkdir -p $(TOOLS)
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) newman@6
 
+# Debian's chromium for the browser tests (Playwright drives it; no browser is downloaded).
+# As root with apt-get (CI, containers) it is installed when missing; elsewhere the browser
+# tests skip with a reason unless CI is set.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium >/dev/null); } \
+		|| echo "chromium is not installed: the browser tests will skip"
+
 run: $(BIN)/.installed
 	$(BIN)/boxoffice run
 
-test: $(BIN)/.installed $(TOOLS)/node_modules/.bin/newman
+test: $(BIN)/.installed $(TOOLS)/node_modules/.bin/newman chromium
 	$(BIN)/pytest
 	$(BIN)/ruff check .
 	$(BIN)/mypy engine api persistence

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
-from swagger_ui import api_doc
 
 from api.metrics import metrics_view
 from api.openapi import build_on_startup, openapi_view
+from api.pages.docs import setup_docs
 from api.views import admin, bookings, events, health, holds, users
 
 
@@ -45,5 +45,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/metrics", metrics_view)
     r.add_get("/api/openapi.json", openapi_view)
     app.on_startup.append(build_on_startup)
-    # Swagger UI's own files, served from the swagger-ui-py package (works offline).
-    api_doc(app, config_rel_url="/api/openapi.json", url_prefix="/api/docs", title="boxoffice API")
+    setup_docs(app)  # Swagger UI from the swagger-ui-py package's files (works offline)
