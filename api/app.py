@@ -11,6 +11,7 @@ import aiohttp_cors
 from aiohttp import hdrs, web
 
 from api.context import CONFIG, SERVICES, Services
+from api.headers import hide_server_version
 from api.middleware import request_context
 from api.passwords import Passwords
 from api.ratelimit import RateLimits
@@ -81,6 +82,7 @@ async def _prepare_api_connection(conn: Any) -> None:
 
 
 def init_app(config: Config) -> web.Application:
+    hide_server_version()
     app = web.Application(middlewares=[request_context], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app.cleanup_ctx.append(_resources)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,6 +13,10 @@ from api.errors import ApiError, bad_request
 T = TypeVar("T")
 
 MAX_ID = 2**53 - 1  # ids travel through Lua doubles: keep them exact
+# ASCII digits only: str.isdigit() also accepts "²" (int() then raises: a 500) and
+# Arabic-Indic digits, which int() reads, so "\u0661" would alias id 1. fullmatch: "$"
+# alone would let a trailing newline through.
+_DIGITS = re.compile(r"[0-9]+")
 _encoder = msgspec.json.Encoder()
 
 
@@ -39,11 +44,15 @@ async def read_body(request: web.Request, kind: type[T], *, optional: bool = Fal
         raise bad_request(str(exc), "VALIDATION_ERROR") from None
     except msgspec.DecodeError as exc:
         raise bad_request(f"Malformed JSON: {exc}", "INVALID_JSON") from None
+    except RecursionError:
+        # msgspec guards its C recursion with Python's limit: ~30,000 nested arrays raise
+        # RecursionError, not DecodeError. No body of ours nests more than two levels.
+        raise bad_request("JSON nested too deeply", "INVALID_JSON") from None
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info.get(name, "")
-    if not raw.isdigit() or len(raw) > 16 or not 1 <= int(raw) <= MAX_ID:
+    if len(raw) > 16 or not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         raise ApiError(
             400, "INVALID_ID", f"'{name}' must be a positive integer", {"value": raw[:40]}
         )
@@ -54,7 +63,7 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 9 or not low <= int(raw) <= high:
+    if len(raw) > 9 or not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise bad_request(f"'{name}' must be an integer from {low} to {high}", name=raw[:40])
     return int(raw)
 

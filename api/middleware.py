@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 from api import logs
 from api.auth import PRINCIPAL
 from api.errors import ApiError, from_engine
+from api.headers import ALWAYS
 from api.http import json_response
 from api.metrics import LATENCY, REQUESTS
 from api.schemas import ErrorResponse
@@ -126,6 +127,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = error_response(mapped)
     elapsed = time.perf_counter() - started
     response.headers["X-Request-Id"] = request_id
+    response.headers.update(ALWAYS)
     _count(route, response.status, elapsed)
     if logs.enabled(logging.INFO):  # the fields cost ~5% of a booking when nobody reads them
         principal = request.get(PRINCIPAL)

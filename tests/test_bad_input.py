@@ -165,6 +165,18 @@ async def test_book_rejects_bad_seat_counts(client, accounts, services, seats):
     assert inventory.available == 5
 
 
+def id_routes(bad_id: str, admin: str, user: str) -> list[tuple[str, str, str]]:
+    """Every route with an integer id in its path, with a token that may call it."""
+    return [
+        ("GET", f"/api/events/{bad_id}/view", user),
+        ("PUT", f"/api/events/{bad_id}/update", admin),
+        ("DELETE", f"/api/events/{bad_id}/delete", admin),
+        ("POST", f"/api/bookings/{bad_id}/book", user),
+        ("POST", f"/api/bookings/{bad_id}/hold", user),
+        ("DELETE", f"/api/bookings/{bad_id}/cancel", user),
+    ]
+
+
 BAD_IDS = ["abc", "-1", "0", "1.5", "9" * 30, "99999999999999999", "%20", "1e3"]
 
 
@@ -172,13 +184,7 @@ BAD_IDS = ["abc", "-1", "0", "1.5", "9" * 30, "99999999999999999", "%20", "1e3"]
 async def test_bad_path_ids_answer_400(client, accounts, bad_id):
     _, admin = await accounts.admin()
     _, user = await accounts.user()
-    for method, path, token in [
-        ("GET", f"/api/events/{bad_id}/view", user),
-        ("PUT", f"/api/events/{bad_id}/update", admin),
-        ("DELETE", f"/api/events/{bad_id}/delete", admin),
-        ("POST", f"/api/bookings/{bad_id}/book", user),
-        ("DELETE", f"/api/bookings/{bad_id}/cancel", user),
-    ]:
+    for method, path, token in id_routes(bad_id, admin, user):
         body = await expect_error(await client.request(method, path, headers=auth(token)))
         assert body["code"] in {"INVALID_ID", "ROUTE_NOT_FOUND"}
 
@@ -218,3 +224,48 @@ async def test_oversized_body_answers_413(client):
 async def test_unknown_route_and_method_answer_in_the_error_shape(client):
     assert (await expect_error(await client.get("/api/nope"), 404))["code"] == "ROUTE_NOT_FOUND"
     await expect_error(await client.patch("/api/events/view"), 405)
+
+
+# Issue 16: Unicode digits answered 500 ("²": isdigit() but not int()) or aliased other ids
+# (Arabic-Indic "١" read as 1); only ASCII digits name an id or a page now.
+UNICODE_DIGITS = ["%C2%B2", "%D9%A1", "%EF%BC%91", "1%D9%A1", "%E0%A5%A7"]
+
+
+@pytest.mark.parametrize("bad_id", UNICODE_DIGITS)
+async def test_unicode_digits_in_path_ids_answer_400_and_alias_nothing(client, accounts, bad_id):
+    _, admin = await accounts.admin()
+    _, user = await accounts.user()
+    event = await client.post(
+        "/api/events/create",
+        json={"name": "E", "venue": "V", "time": "2030-01-01T00:00:00Z", "capacity": 5},
+        headers=auth(admin),
+    )
+    assert (await event.json())["id"] == 1  # what "%D9%A1" used to alias
+    for method, path, token in id_routes(bad_id, admin, user):
+        response = await client.request(method, path, headers=auth(token))
+        assert (await expect_error(response, 400))["code"] == "INVALID_ID", (method, path)
+
+
+@pytest.mark.parametrize("digit", [*UNICODE_DIGITS, "1%0A"])
+async def test_unicode_digits_in_query_integers_answer_400(client, accounts, digit):
+    _, user = await accounts.user()
+    for name in ("page", "limit"):
+        await expect_error(await client.get(f"/api/events/view?{name}={digit}"), 400)
+        response = await client.get(f"/api/bookings/history?{name}={digit}", headers=auth(user))
+        await expect_error(response, 400)
+
+
+async def test_deeply_nested_json_answers_400(client, accounts):
+    _, user = await accounts.user()
+    _, admin = await accounts.admin()
+    deep = b"[" * 30_000 + b"]" * 30_000
+    in_a_field = b'{"seats": ' + deep + b"}"
+    for path, token, body in [
+        ("/api/auth/register", None, deep),
+        ("/api/auth/login", None, in_a_field),
+        ("/api/events/create", admin, deep),
+        ("/api/bookings/1/book", user, in_a_field),
+    ]:
+        headers = {"Content-Type": "application/json", **(auth(token) if token else {})}
+        response = await client.post(path, data=body, headers=headers)
+        assert (await expect_error(response, 400))["code"] in {"INVALID_JSON", "VALIDATION_ERROR"}

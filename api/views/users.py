@@ -9,6 +9,7 @@ from aiohttp import web
 from api.auth import authenticate
 from api.context import services
 from api.errors import ApiError, not_found
+from api.headers import NO_STORE
 from api.http import json_response, read_body
 from api.passwords import is_strong
 from api.schemas import AuthResponse, LoginRequest, RegisterRequest, UserOut
@@ -53,7 +54,7 @@ async def register(request: web.Request) -> web.Response:
     except queries.EmailInUse:
         raise ApiError(400, "EMAIL_IN_USE", "Email already in use") from None
     token = svc.tokens.issue(row["id"], row["email"], row["role"])
-    return json_response(AuthResponse(user_out(row), token))
+    return json_response(AuthResponse(user_out(row), token), headers=NO_STORE)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -69,7 +70,7 @@ async def login(request: web.Request) -> web.Response:
         await limits.hit(limits.login_email, "login-email", email)
         raise ApiError(400, "INVALID_CREDENTIALS", "Invalid credentials")
     token = svc.tokens.issue(row["id"], row["email"], row["role"])
-    return json_response(AuthResponse(user_out(row), token))
+    return json_response(AuthResponse(user_out(row), token), headers=NO_STORE)
 
 
 async def me(request: web.Request) -> web.Response:
@@ -77,4 +78,4 @@ async def me(request: web.Request) -> web.Response:
     row = await queries.user_by_id(services(request).pool, principal.id)
     if row is None:
         raise not_found("user")
-    return json_response(user_out(row))
+    return json_response(user_out(row), headers=NO_STORE)
