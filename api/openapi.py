@@ -62,6 +62,11 @@ IDEMPOTENCY = Query(
     "Replays the first answer for the same key (per user) for 24 h",
 )
 FLAG = {"type": "string", "enum": ["true", "false"]}
+EVENT_FILTER = Query(
+    "eventId",
+    {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+    "Only this open event (404 if there is none)",
+)
 _COMMON = (400, 503)
 _AUTHED = (400, 401, 503)
 _ADMIN = (400, 401, 403, 503)
@@ -156,11 +161,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/api/admin/reconcile"): Operation(
         "Drift between Redis and Postgres per event", response=s.ReconcileResponse,
-        auth="admin", query=(Query("repair", FLAG),), tag="admin", errors=_ADMIN,
+        auth="admin", query=(Query("repair", FLAG), EVENT_FILTER), tag="admin",
+        errors=(*_ADMIN, 404),
     ),
     ("POST", "/api/admin/reconcile"): Operation(
         "Repair drifted events, rebuild missing inventory", response=s.ReconcileResponse,
-        auth="admin", tag="admin", errors=_ADMIN,
+        auth="admin", query=(EVENT_FILTER,), tag="admin", errors=(*_ADMIN, 404),
     ),
     ("GET", "/healthz"): Operation("Liveness", response=s.HealthResponse),
     ("GET", "/readyz"): Operation(
@@ -171,9 +177,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Prometheus metrics", content_type="text/plain", response=str
     ),
     ("GET", "/api/openapi.json"): Operation("This document", response=dict[str, Any]),
+    ("GET", "/"): Operation(
+        "Landing page: what this server is, with links", content_type="text/html", response=str
+    ),
+    ("GET", "/readme"): Operation(
+        "The README, as plain text", content_type="text/plain", response=str
+    ),
 }  # fmt: skip
 
-UNDOCUMENTED_PREFIXES = ("/api/docs",)  # the docs page and its static assets
+# The docs page, the admin console and their static files: pages, not API operations.
+UNDOCUMENTED_PREFIXES = ("/api/docs", "/admin")
 
 
 def route_key(route: web.AbstractRoute) -> tuple[str, str] | None:
@@ -194,7 +207,8 @@ def _parameters(path: str, op: Operation) -> list[dict[str, Any]]:
             schema = {"type": "integer", "minimum": 1, "maximum": 2**53 - 1}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     for q in op.query:
-        params.append({"name": q.name, "in": "query", "required": False, "schema": q.schema})
+        param = {"name": q.name, "in": "query", "required": False, "schema": q.schema}
+        params.append({**param, "description": q.description} if q.description else param)
     for h in op.headers:
         params.append(
             {

@@ -6,7 +6,9 @@ from aiohttp import web
 
 from api.metrics import metrics_view
 from api.openapi import build_on_startup, openapi_view
+from api.pages.console import setup_console
 from api.pages.docs import setup_docs
+from api.pages.landing import landing, readme
 from api.views import admin, bookings, events, health, holds, users
 
 
@@ -46,3 +48,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/openapi.json", openapi_view)
     app.on_startup.append(build_on_startup)
     setup_docs(app)  # Swagger UI from the swagger-ui-py package's files (works offline)
+    r.add_get("/", landing)
+    r.add_get("/readme", readme)
+    setup_console(app)

@@ -250,11 +250,14 @@ class Reconciler:
         return rebuilt
 
     async def repair_all(
-        self, progress: Callable[[int], None] | None = None
+        self,
+        progress: Callable[[int], None] | None = None,
+        event_ids: list[int] | None = None,
     ) -> tuple[list[EventDrift], list[EventDrift]]:
-        """Report, then repair exactly the drifted events. Returns (report, repaired)."""
+        """Report, then repair exactly the drifted events (of `event_ids`, or all).
+        Returns (report, repaired)."""
         await self.raise_sequences()
-        report = await self.report(progress=progress)
+        report = await self.report(event_ids, progress=progress)
         repaired = [d for d in report if d.drifted and await self.repair(d)]
         return report, repaired
 

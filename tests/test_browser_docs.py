@@ -43,3 +43,35 @@ async def test_docs_page_lists_every_operation_and_try_it_out_answers(client, ac
         answer_text = await answer.inner_text()
         assert f'"id": {user_id}' in answer_text
         assert page.script_errors == []
+
+
+async def test_landing_page_links_all_open(client):
+    base = str(client.make_url("/")).rstrip("/")
+    async with chromium() as browser:
+        page = await new_page(browser)
+        answer = await page.goto(base + "/")
+        assert answer.status == 200
+        assert await page.get_by_role("heading", name="boxoffice").is_visible()
+        links = page.locator("main a")
+        hrefs = await links.evaluate_all("as => as.map(a => a.getAttribute('href'))")
+        assert {"/api/docs", "/admin", "/healthz", "/metrics", "/readme"} <= set(hrefs)
+        expect = {
+            "/api/docs": (".opblock", None),
+            "/admin": ("#login-form", None),
+            "/healthz": ("body", '"status":"ok"'),
+            "/readyz": ("body", '"ready"'),
+            "/metrics": ("body", "boxoffice_"),
+            "/readme": ("body", "# boxoffice"),
+            "/api/openapi.json": ("body", '"openapi"'),
+        }
+        for href in hrefs:
+            await page.goto(base + "/")
+            async with page.expect_navigation() as navigation:
+                await page.locator(f'main a[href="{href}"]').click()
+            response = await navigation.value
+            assert response.status == 200, href
+            selector, text = expect[href]
+            await page.locator(selector).first.wait_for()
+            if text is not None:
+                assert text in await page.locator("body").inner_text(), href
+        assert page.script_errors == []

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from api.auth import require_admin
 from api.context import services
+from api.errors import not_found
 from api.http import json_response, query_flag, query_int
 from api.schemas import (
     AnalyticsResponse,
@@ -141,17 +142,26 @@ def _drift_out(d: EventDrift) -> EventDriftOut:
     )
 
 
+def _event_filter(request: web.Request) -> list[int] | None:
+    """`?eventId=N` narrows the report (and the repair) to one open event."""
+    event_id = query_int(request, "eventId", 0, 1, 999_999_999)
+    return [event_id] if event_id else None
+
+
 async def _reconcile(request: web.Request, repair: bool) -> web.Response:
     svc = services(request)
     reconciler = Reconciler(svc.pool, svc.engine)
+    event_ids = _event_filter(request)
+    if event_ids is not None and not await reconciler.events(event_ids):
+        raise not_found("event")
     if repair:
-        report, repaired = await reconciler.repair_all()
+        report, repaired = await reconciler.repair_all(event_ids=event_ids)
         watcher = svc.watcher
         if await watcher.recovery.epoch() is None and watcher.expected is not None:
             await watcher.recovery.set_epoch(watcher.expected)
         await watcher.check_once()
     else:
-        report, repaired = await reconciler.report(), []
+        report, repaired = await reconciler.report(event_ids), []
     body = ReconcileResponse(
         events=[_drift_out(d) for d in report],
         drifted=sum(1 for d in report if d.drifted),
