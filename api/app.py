@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import hdrs, web
 
+from api.accounts import AccountStates
 from api.context import CONFIG, SERVICES, Services
 from api.headers import hide_server_version
 from api.middleware import request_context
@@ -41,6 +42,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     stop = asyncio.Event()
     watching: asyncio.Task[None] | None = None
+    listening: asyncio.Task[None] | None = None
     try:
         await check_eviction_policy(redis)
         async with pool.acquire() as conn:
@@ -54,6 +56,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         watcher = InventoryWatcher(config, pool, engine)
         await watcher.bootstrap()
         watching = asyncio.create_task(watcher.run(stop))
+        accounts = AccountStates(config.database_url, pool, config.account_cache_seconds)
+        listening = asyncio.create_task(accounts.run(stop))
         app[SERVICES] = Services(
             config=config,
             redis=redis,
@@ -65,13 +69,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             passwords=Passwords(
                 config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
             ),
-            tokens=Tokens(config.jwt_secret, config.jwt_ttl_seconds),
+            tokens=Tokens(
+                config.jwt_secret,
+                config.jwt_ttl_seconds,
+                refresh_ttl_seconds=config.refresh_ttl_seconds,
+            ),
+            accounts=accounts,
         )
         yield
     finally:
         stop.set()
-        if watching is not None:
-            await watching
+        for task in (watching, listening):
+            if task is not None:
+                await task
         await pool.close()
         await redis.aclose()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.accounts import AccountStates
 from api.passwords import Passwords
 from api.ratelimit import RateLimits
 from api.tokens import Tokens
@@ -28,6 +29,7 @@ class Services:
     tokens: Tokens
     watcher: InventoryWatcher
     limits: RateLimits
+    accounts: AccountStates
 
 
 CONFIG = web.AppKey("config", Config)

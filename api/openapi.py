@@ -83,6 +83,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/api/auth/me"): Operation(
         "The caller", response=s.UserOut, auth="user", tag="auth", errors=(*_AUTHED, 404)
     ),
+    ("POST", "/api/auth/refresh"): Operation(
+        "A new token pair for a refresh token (which is rotated)", response=s.AuthResponse,
+        body=s.RefreshRequest, tag="auth", errors=(*_AUTHED, 413),
+    ),
+    ("POST", "/api/auth/logout"): Operation(
+        "Revoke this token (and the refresh token named in the body)",
+        response=s.MessageResponse, body=s.LogoutRequest, body_required=False, auth="user",
+        tag="auth", errors=(*_AUTHED, 403, 413),
+    ),
+    ("POST", "/api/auth/logout-all"): Operation(
+        "Revoke every token of the caller", response=s.MessageResponse, auth="user",
+        tag="auth", errors=_AUTHED,
+    ),
+    ("POST", "/api/auth/password"): Operation(
+        "Change the password; every other token is revoked", response=s.AuthResponse,
+        body=s.PasswordChangeRequest, auth="user", tag="auth", errors=(*_AUTHED, 413, 429),
+    ),
     ("GET", "/api/events/view"): Operation(
         "List events (cached metadata, live availability)", response=s.EventListResponse,
         query=(PAGE, LIMIT), tag="events", errors=_COMMON,

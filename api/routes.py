@@ -17,6 +17,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/auth/register", users.register)
     r.add_post("/api/auth/login", users.login)
     r.add_get("/api/auth/me", users.me)
+    r.add_post("/api/auth/refresh", users.refresh)
+    r.add_post("/api/auth/logout", users.logout)
+    r.add_post("/api/auth/logout-all", users.logout_all)
+    r.add_post("/api/auth/password", users.change_password)
 
     r.add_get("/api/events/view", events.list_events)
     r.add_get("/api/events/{id}/view", events.view_event)

@@ -42,6 +42,21 @@ class LoginRequest(Body):
     password: Annotated[str, Meta(min_length=1, max_length=128, pattern=rf"^{_PLAIN}*$")]
 
 
+class RefreshRequest(Body):
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class LogoutRequest(Body):
+    """Optional body of POST /api/auth/logout: the session's refresh token, revoked too."""
+
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+
+
+class PasswordChangeRequest(Body):
+    current_password: Annotated[str, Meta(min_length=1, max_length=128, pattern=rf"^{_PLAIN}*$")]
+    new_password: Password
+
+
 class CreateEventRequest(Body):
     name: Name
     venue: Name
@@ -87,8 +102,12 @@ class UserOut(Body):
 
 
 class AuthResponse(Body):
+    """The original's {user, token}, plus a refresh token and the access token's lifetime."""
+
     user: UserOut
     token: str
+    refresh_token: str = ""
+    expires_in: int = 0
 
 
 class EventOut(Body):

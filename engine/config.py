@@ -53,7 +53,22 @@ class Config:
     host: str = _setting("127.0.0.1", "BOXOFFICE_HOST", "HTTP bind address.")
     key_prefix: str = _setting("bo", "BOXOFFICE_KEY_PREFIX", "Prefix of every Redis key.")
     shard_count: int = _setting(16, "BOXOFFICE_SHARDS", "Outbox/inventory shards (1..1024).")
-    jwt_ttl_seconds: int = _setting(86400, "BOXOFFICE_JWT_TTL", "Access token lifetime, seconds.")
+    jwt_ttl_seconds: int = _setting(
+        900,
+        "BOXOFFICE_JWT_TTL",
+        "Access token lifetime, seconds (renew with POST /api/auth/refresh).",
+    )
+    refresh_ttl_seconds: int = _setting(
+        1_209_600,
+        "BOXOFFICE_REFRESH_TTL",
+        "Refresh token lifetime, seconds (14 days); each refresh rotates it.",
+    )
+    account_cache_seconds: int = _setting(
+        60,
+        "BOXOFFICE_ACCOUNT_CACHE_SECONDS",
+        "Backstop age of a cached account state (role, token version, logouts); changes"
+        " evict at once by Postgres NOTIFY, or within 2 s if that listener is lost.",
+    )
     argon2_memory_kib: int = _setting(19456, "BOXOFFICE_ARGON2_MEMORY_KIB", "argon2id memory.")
     argon2_time_cost: int = _setting(2, "BOXOFFICE_ARGON2_TIME_COST", "argon2id iterations.")
     argon2_parallelism: int = _setting(1, "BOXOFFICE_ARGON2_PARALLELISM", "argon2id lanes.")
@@ -180,6 +195,8 @@ class Config:
             "lease_ttl_ms",
             "db_pool_size",
             "jwt_ttl_seconds",
+            "refresh_ttl_seconds",
+            "account_cache_seconds",
             "persister_parallel",
         ):
             if getattr(self, name) < 1:

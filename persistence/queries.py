@@ -18,7 +18,7 @@ class EmailInUse(Exception):
 
 # -- users -------------------------------------------------------------------------------
 
-_USER_COLUMNS = "id, email, name, role, password_hash, created_at, updated_at"
+_USER_COLUMNS = "id, email, name, role, password_hash, token_version, created_at, updated_at"
 
 
 async def create_user(pool: Any, email: str, name: str, password_hash: str, role: str) -> Row:

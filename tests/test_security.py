@@ -31,6 +31,15 @@ TABLE: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("POST", "/api/auth/register", "new-user", (200, 200, 200, 200)),
     ("POST", "/api/auth/login", {"email": "nobody@x.io", "password": "x"}, (400, 400, 400, 400)),
     ("GET", "/api/auth/me", None, (401, 200, 200, 200)),
+    ("POST", "/api/auth/refresh", {"refreshToken": "not.a.jwt"}, (401, 401, 401, 401)),
+    ("POST", "/api/auth/logout", None, (401, 200, 200, 200)),
+    ("POST", "/api/auth/logout-all", None, (401, 200, 200, 200)),
+    (
+        "POST",
+        "/api/auth/password",
+        {"currentPassword": "wrong", "newPassword": "Password123!"},
+        (401, 400, 400, 400),
+    ),
     ("GET", "/api/events/view", None, (200, 200, 200, 200)),
     ("GET", "/api/events/{event}/view", None, (200, 200, 200, 200)),
     ("POST", "/api/events/create", "event", (401, 403, 403, 200)),
@@ -55,6 +64,8 @@ TABLE: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("GET", "/readyz", None, (200, 200, 200, 200)),
     ("GET", "/metrics", None, (200, 200, 200, 200)),
     ("GET", "/api/openapi.json", None, (200, 200, 200, 200)),
+    ("GET", "/", None, (200, 200, 200, 200)),
+    ("GET", "/readme", None, (200, 200, 200, 200)),
 ]
 
 
@@ -106,6 +117,59 @@ async def test_authorization_table(client, accounts, method, path, body, expecte
             assert set(await response.json()) == {"error", "code", "details"}
         if role == ADMIN and "pause" in url:
             await client.post("/api/admin/queue/resume", headers=auth(admin))
+
+
+# Issue 16: the same table for tokens whose account changed after they were issued. Every
+# route that refuses an anonymous caller (401) refuses these too, within the documented
+# 5 s (README "Security and limits"; polled, so only a broken bound fails).
+REVOKED = ["demoted admin", "deleted user", "logged-out token", "pre-password-change token"]
+
+
+async def _revoked_token(client: Any, accounts: Any, pool: Any, kind: str) -> str:
+    if kind == "demoted admin":
+        user_id, token = await accounts.admin()
+        await pool.execute("UPDATE users SET role = 'USER' WHERE id = $1", user_id)
+    elif kind == "deleted user":
+        user_id, token = await accounts.user()
+        await pool.execute("DELETE FROM users WHERE id = $1", user_id)
+    elif kind == "logged-out token":
+        _, token = await accounts.user()
+        assert (await client.post("/api/auth/logout", headers=auth(token))).status == 200
+    else:  # a password reset (by an operator, or the user on another device)
+        user_id, token = await accounts.user()
+        await pool.execute("UPDATE users SET password_hash = 'reset' WHERE id = $1", user_id)
+    return token
+
+
+@pytest.mark.parametrize("kind", REVOKED)
+async def test_authorization_table_refuses_revoked_tokens(client, accounts, pool, kind):
+    _, admin = await accounts.admin()
+    _, user = await accounts.user()
+    event_id = await create_event(client, admin, capacity=10)
+    booked = await (await client.post(f"/api/bookings/{event_id}/book", headers=auth(user))).json()
+    second = await create_event(client, admin, capacity=10)
+    held = await client.post(f"/api/bookings/{second}/hold", json={}, headers=auth(user))
+    url_args = {
+        "event": event_id,
+        "booking": booked["booking"]["id"],
+        "job": booked["jobId"],
+        "hold": (await held.json())["holdId"],
+    }
+    token = await _revoked_token(client, accounts, pool, kind)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    for method, path, body, expected in TABLE:
+        if expected[0] != 401:
+            continue  # public routes: a token changes nothing there
+        url = path.format(**url_args)
+        payload = {"name": "E", "venue": "V", "time": "2030-01-01T00:00:00Z", "capacity": 1}
+        payload = payload if body == "event" else body
+        while True:
+            response = await client.request(method, url, json=payload, headers=auth(token))
+            if response.status == 401 or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert response.status == 401, (kind, method, url, await response.text())
 
 
 # -- rate limits ---------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def _queue(request: web.Request) -> Queue:
 
 
 async def queue_stats(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     stats = await _queue(request).stats()
     counts = QueueCounts(
         waiting=stats.total("waiting"),
@@ -65,7 +65,7 @@ async def queue_stats(request: web.Request) -> web.Response:
 
 
 async def queue_details(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     limit = query_int(request, "limit", 20, 1, 1000)
     samples = await _queue(request).samples(limit)
     return json_response(
@@ -74,19 +74,19 @@ async def queue_details(request: web.Request) -> web.Response:
 
 
 async def queue_pause(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     await _queue(request).pause()
     return json_response(MessageResponse("Queue paused: bookings continue, persisting waits"))
 
 
 async def queue_resume(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     await _queue(request).resume()
     return json_response(MessageResponse("Queue resumed"))
 
 
 async def queue_clean(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     redrive = query_flag(request, "redrive")
     count = await _queue(request).clean(redrive)
     message = f"Re-drove {count} dead letters" if redrive else f"Dropped {count} dead letters"
@@ -94,7 +94,7 @@ async def queue_clean(request: web.Request) -> web.Response:
 
 
 async def analytics(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     svc = services(request)
     events = await queries.open_events(svc.pool)
     inventories = await svc.engine.inventories([e["id"] for e in events])
@@ -155,10 +155,12 @@ async def _reconcile(request: web.Request, repair: bool) -> web.Response:
     if event_ids is not None and not await reconciler.events(event_ids):
         raise not_found("event")
     if repair:
-        report, repaired = await reconciler.repair_all(event_ids=event_ids)
         watcher = svc.watcher
-        if await watcher.recovery.epoch() is None and watcher.expected is not None:
-            await watcher.recovery.set_epoch(watcher.expected)
+        # Redis lost data, came back older or is frozen: the whole recovery (records,
+        # counters, ticks, then thaw), not only counters; then the report of what is left.
+        if await watcher.trouble() is not None:
+            await watcher.recover()
+        report, repaired = await reconciler.repair_all(event_ids=event_ids)
         await watcher.check_once()
     else:
         report, repaired = await reconciler.report(event_ids), []
@@ -173,11 +175,11 @@ async def _reconcile(request: web.Request, repair: bool) -> web.Response:
 
 async def reconcile_report(request: web.Request) -> web.Response:
     """GET: the drift per event; `?repair=true` repairs it too."""
-    require_admin(request)
+    await require_admin(request)
     return await _reconcile(request, repair=query_flag(request, "repair"))
 
 
 async def reconcile_repair(request: web.Request) -> web.Response:
     """POST: repair exactly the drifted events and rebuild missing inventory."""
-    require_admin(request)
+    await require_admin(request)
     return await _reconcile(request, repair=True)

@@ -69,7 +69,7 @@ async def not_loaded_error(svc: Services, event_id: int) -> ApiError:
 
 
 async def book(request: web.Request) -> web.Response:
-    principal = authenticate(request)
+    principal = await authenticate(request)
     event_id = path_id(request)
     body = await read_body(request, BookRequest, optional=True)
     idempotency_key = idempotency_key_of(request)
@@ -151,7 +151,7 @@ async def job_status(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
-    principal = authenticate(request)
+    principal = await authenticate(request)
     page = query_int(request, "page", 1, 1, 1_000_000)
     limit = query_int(request, "limit", 50, 1, 100)
     rows = await queries.bookings_of_user(
@@ -175,7 +175,7 @@ async def history(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    principal = authenticate(request)
+    principal = await authenticate(request)
     booking_id = path_id(request)
     await services(request).engine.cancel(booking_id, principal.id)
     return json_response(MessageResponse("Booking cancelled"))

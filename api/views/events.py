@@ -116,7 +116,7 @@ async def view_event(request: web.Request) -> web.Response:
 
 
 async def create_event(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     body = await read_body(request, CreateEventRequest)
     svc = services(request)
     async with svc.pool.acquire() as conn, conn.transaction():
@@ -134,7 +134,7 @@ def _fresh_inventory(row: Any) -> Inventory:
 
 
 async def update_event(request: web.Request) -> web.Response:
-    require_admin(request)
+    await require_admin(request)
     event_id = path_id(request)
     body = await read_body(request, UpdateEventRequest)
     svc = services(request)
@@ -182,7 +182,7 @@ async def _confirmed_ids(svc: Services, conn: Any, event_id: int) -> list[int]:
 
 
 async def delete_event(request: web.Request) -> web.Response:
-    principal = require_admin(request)
+    principal = await require_admin(request)
     event_id = path_id(request)
     force = query_flag(request, "force")
     svc = services(request)

@@ -39,7 +39,7 @@ def hold_out(record: Record, replayed: bool = False) -> HoldOut:
 
 
 async def hold(request: web.Request) -> web.Response:
-    principal = authenticate(request)
+    principal = await authenticate(request)
     event_id = path_id(request)
     body = await read_body(request, HoldRequest, optional=True)
     idempotency_key = idempotency_key_of(request)
@@ -67,7 +67,7 @@ async def hold(request: web.Request) -> web.Response:
 
 async def confirm(request: web.Request) -> web.Response:
     """The same 202 answer as a booking; a second confirm replays it (`replayed: true`)."""
-    principal = authenticate(request)
+    principal = await authenticate(request)
     hold_id = request.match_info.get("hold_id", "")
     result = await Holds(services(request).engine).confirm(hold_id, principal.id)
     record = result.record
@@ -77,7 +77,7 @@ async def confirm(request: web.Request) -> web.Response:
 
 async def release(request: web.Request) -> web.Response:
     """Seats back to stock at once. A second release changes nothing: 409 ALREADY_RELEASED."""
-    principal = authenticate(request)
+    principal = await authenticate(request)
     hold_id = request.match_info.get("hold_id", "")
     await Holds(services(request).engine).release(hold_id, principal.id)
     return json_response(MessageResponse("Hold released"))

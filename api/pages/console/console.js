@@ -143,15 +143,29 @@ function cell(row, name, text) {
   if (td.textContent !== text) td.textContent = text;
 }
 
-function eventRow(event) {
+// A row keyed by event id: a header cell and text cells named by `cols` (filled by `cell`),
+// then any extra cells, then one action button labelled for its event.
+function tableRow(eventId, cols, extra, action) {
   const row = document.createElement("tr");
-  row.dataset.event = event.id;
-  for (const col of ["name", "capacity", "sold", "held", "available", "impressions"]) {
+  row.dataset.event = eventId;
+  for (const col of cols) {
     const td = document.createElement(col === "name" ? "th" : "td");
     if (col === "name") td.scope = "row";
     td.dataset.col = col;
     row.append(td);
   }
+  const actions = document.createElement("td");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = action.text;
+  button.dataset[action.kind] = eventId;
+  button.setAttribute("aria-label", `${action.text} ${action.name}`);
+  actions.append(button);
+  row.append(...extra, actions);
+  return row;
+}
+
+function eventRow(event) {
   const chart = document.createElement("td");
   chart.className = "chart-cell";
   const svg = document.createElementNS(SVG, "svg");
@@ -159,15 +173,8 @@ function eventRow(event) {
   svg.setAttribute("viewBox", "0 0 160 34");
   svg.setAttribute("role", "img");
   chart.append(svg);
-  const actions = document.createElement("td");
-  const edit = document.createElement("button");
-  edit.type = "button";
-  edit.textContent = "Edit";
-  edit.dataset.edit = event.id;
-  edit.setAttribute("aria-label", `Edit ${event.name}`);
-  actions.append(edit);
-  row.append(chart, actions);
-  return row;
+  return tableRow(event.id, ["name", "capacity", "sold", "held", "available", "impressions"],
+                  [chart], { text: "Edit", kind: "edit", name: event.name });
 }
 
 function renderEvents(events) {
@@ -185,6 +192,7 @@ function renderEvents(events) {
     cell(row, "held", event.held === null ? "–" : String(event.held));
     cell(row, "available", event.available === null ? "–" : String(event.available));
     cell(row, "impressions", String(event.impressions));
+    row.querySelector("button").setAttribute("aria-label", `Edit ${event.name}`);
     if (!state.sold.has(event.id)) state.sold.set(event.id, []);
     const series = state.sold.get(event.id);
     if (sold !== null) push(series, sold); // no inventory: no point, rather than a false 0
@@ -273,25 +281,9 @@ async function queueAction(name) {
 // -- reconciliation --------------------------------------------------------------------
 
 function reconcileRow(item) {
-  const row = document.createElement("tr");
-  row.dataset.event = item.eventId;
   const cols = ["name", "loaded", "redisSold", "expectedSold", "soldDrift", "availableDrift",
                 "heldDrift", "userDrift", "state"];
-  for (const col of cols) {
-    const td = document.createElement(col === "name" ? "th" : "td");
-    if (col === "name") td.scope = "row";
-    td.dataset.col = col;
-    row.append(td);
-  }
-  const actions = document.createElement("td");
-  const repair = document.createElement("button");
-  repair.type = "button";
-  repair.textContent = "Repair";
-  repair.dataset.repair = item.eventId;
-  repair.setAttribute("aria-label", `Repair ${item.name}`);
-  actions.append(repair);
-  row.append(actions);
-  return row;
+  return tableRow(item.eventId, cols, [], { text: "Repair", kind: "repair", name: item.name });
 }
 
 function renderReconcile(report) {

@@ -1,0 +1,129 @@
+"""Is this token's account still what the token says? Postgres decides; this process keeps
+a cache that Postgres itself invalidates.
+
+A JWT cannot be taken back, so every authenticated request compares the token's user
+version and id with the account's current state (role, token_version, revoked token ids),
+the system of record's answer. Asking Postgres on every booking would cost a query per
+request on the hot path, so states are cached here, and the cache is kept honest by push,
+not by a short TTL: migration 0010's triggers NOTIFY `boxoffice_accounts` with the user id
+on any change to a user row (role, password, token_version, deletion), however it is made
+(the API, `boxoffice create-admin`, plain SQL), and on every logout; the listener evicts
+that user at once. A demotion, deletion, logout or password change therefore bites within
+the NOTIFY's delivery, milliseconds.
+
+The bound when the listener is not heard: the cache is only used while the LISTEN
+connection is known live. It is pinged every HEARTBEAT_SECONDS with a HEARTBEAT_SECONDS
+timeout (Postgres delivers notifications in order ahead of the reply, so a ping answered
+means every change committed before it has been applied); a ping that fails or times out
+empties the cache and every request asks Postgres until the listener is back. Worst case,
+a change bites 2 × HEARTBEAT_SECONDS = 2 s after its commit (documented limit: 5 s).
+Entries also age out after `max_age` (BOXOFFICE_ACCOUNT_CACHE_SECONDS) as a backstop.
+Admin requests never use the cache (`fresh=True`): admin rights are read on every call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import asyncpg
+import structlog
+
+from persistence import accounts as sql
+
+log = structlog.get_logger("accounts")
+
+HEARTBEAT_SECONDS = 1.0
+APPLICATION_NAME = "boxoffice-account-listener"  # so operators see it in pg_stat_activity
+_RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    role: str
+    token_version: int
+    revoked: frozenset[str]
+
+
+class Miss:
+    """Not cached (or the cache cannot be trusted now): ask Postgres."""
+
+
+MISS: Final = Miss()
+# None: the account does not exist (deleted); cached like any other state.
+Cached = AccountState | None | Miss
+
+
+class AccountStates:
+    def __init__(
+        self, dsn: str, pool: Any, max_age_seconds: float = 60.0, size: int = 200_000
+    ) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._max_age = max_age_seconds
+        self._size = size
+        self._entries: dict[int, tuple[float, AccountState | None]] = {}
+        self._changes = 0  # bumped on every eviction: a load that straddles one is not kept
+        self.listening = False
+
+    def cached(self, user_id: int) -> Cached:
+        """The cached state, without a coroutine (the booking path calls this first)."""
+        if not self.listening:
+            return MISS
+        entry = self._entries.get(user_id)
+        if entry is None or entry[0] < time.monotonic():
+            return MISS
+        return entry[1]
+
+    async def load(self, user_id: int) -> AccountState | None:
+        """Ask Postgres; keep the answer unless a change to any account arrived meanwhile."""
+        changes = self._changes
+        async with self._pool.acquire() as conn:
+            found = await sql.states(conn, [user_id])
+        state = AccountState(*found[user_id]) if user_id in found else None
+        if self.listening and changes == self._changes:
+            if len(self._entries) >= self._size:
+                self._entries.clear()  # rare; each entry is one cheap query to get back
+            self._entries[user_id] = (time.monotonic() + self._max_age, state)
+        return state
+
+    def forget(self, user_id: int) -> None:
+        self._changes += 1
+        self._entries.pop(user_id, None)
+
+    def _forget_all(self) -> None:
+        self._changes += 1
+        self._entries.clear()
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            self.forget(int(payload))
+        except ValueError:
+            self._forget_all()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """LISTEN and ping until `stop`; reconnect after any failure, cache off meanwhile."""
+        while not stop.is_set():
+            conn: Any = None
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+                )
+                await conn.add_listener(sql.CHANNEL, self._on_notify)
+                self._forget_all()  # whatever changed while nobody listened
+                self.listening = True
+                while not stop.is_set():
+                    await conn.fetchval("SELECT 1", timeout=HEARTBEAT_SECONDS)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("account_listener_lost", error=type(exc).__name__)
+            finally:
+                self.listening = False
+                self._forget_all()
+                if conn is not None:
+                    conn.terminate()  # no goodbye on a connection that may be dead
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _RETRY_SECONDS)
