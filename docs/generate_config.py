@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere, installed or not
     sys.path.insert(0, str(ROOT))
 
+from docs.generated import write_or_check  # noqa: E402
 from engine.config import Config, Setting  # noqa: E402
 
 TARGET = ROOT / "docs" / "CONFIG.md"
@@ -99,16 +100,8 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run python docs/generate_config.py")
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)} ({len(Config.reference())} settings)")
-    return 0
+    note = f" ({len(Config.reference())} settings)"
+    return write_or_check(TARGET, render(), argv, "docs/generate_config.py", note)
 
 
 if __name__ == "__main__":
