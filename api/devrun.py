@@ -87,6 +87,7 @@ def announce(config: Config, login: tuple[str, str], stack: LocalStack) -> None:
     lines = [
         f"boxoffice is running on {base}",
         f"  docs:   {base}/api/docs   (OpenAPI: {base}/api/openapi.json)",
+        f"  console: {base}/admin   (sign in as the admin below)",
         f"  admin:  {login[0]} / {login[1]}",
         f"  redis:  {config.redis_url}" + ("  (private, AOF on)" if stack.redis else ""),
         f"  postgres: {config.database_url}" + ("  (private)" if stack.pg else ""),

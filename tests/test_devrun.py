@@ -51,6 +51,7 @@ async def test_run_twice_keeps_the_bookings_of_the_first_run(data_dir, tmp):
     proc, base = await _run_once(data_dir, tmp, "first")
     try:
         assert "admin@boxoffice.local" in proc.output()
+        assert f"{base}/api/docs" in proc.output() and f"{base}/admin" in proc.output()
         password = (data_dir / "admin-password").read_text().strip()
         async with aiohttp.ClientSession(base) as http:
             events = await (await http.get("/api/events/view")).json()
