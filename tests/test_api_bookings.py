@@ -208,7 +208,8 @@ async def test_register_login_me_never_return_the_hash(client):
     registered = await client.post("/api/auth/register", json=body)
     assert registered.status == 200
     payload = await registered.json()
-    assert set(payload) == {"user", "token"} and "password" not in str(payload).lower()
+    assert set(payload) == {"user", "token", "refreshToken", "expiresIn"}
+    assert "password" not in str(payload).lower()
     assert payload["user"]["email"] == "alice@example.com" and payload["user"]["role"] == "USER"
     again = await client.post("/api/auth/register", json=body)
     assert again.status == 400 and (await again.json())["error"] == "Email already in use"
