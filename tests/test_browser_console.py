@@ -126,6 +126,18 @@ async def test_admin_console_end_to_end(config: Config, keys: KeySpace, redis: A
             await _until(page, "#m-waiting", "0")
             await _until(page, "#queue-health", "healthy")
 
+            # By keyboard: Escape cancels a confirmation; Enter confirms (focus is on Confirm).
+            await page.get_by_role("button", name="Drop dead letters").focus()
+            await page.keyboard.press("Enter")
+            assert await page.locator("dialog#confirm").is_visible()
+            await page.keyboard.press("Escape")
+            await _until(page, "#queue-result", "Nothing done.")
+            await page.get_by_role("button", name="Re-drive dead letters").focus()
+            await page.keyboard.press("Enter")
+            await page.locator("dialog#confirm").wait_for()
+            await page.keyboard.press("Enter")
+            await _until(page, "#queue-result", "Re-drove 0 dead letters")
+
             # A capacity edit below what is sold is refused, and the page says why.
             await page.get_by_role("button", name="Edit Console Night").click()
             assert await page.get_by_label("Name").input_value() == "Console Night"
