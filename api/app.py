@@ -13,6 +13,7 @@ from aiohttp import hdrs, web
 from api.accounts import AccountStates
 from api.context import CONFIG, SERVICES, Services
 from api.headers import hide_server_version
+from api.loginguard import LoginGuard
 from api.middleware import request_context
 from api.passwords import Passwords
 from api.ratelimit import RateLimits
@@ -75,6 +76,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 refresh_ttl_seconds=config.refresh_ttl_seconds,
             ),
             accounts=accounts,
+            logins=LoginGuard(
+                redis,
+                config.key_prefix,
+                free=config.login_free_failures,
+                block=limits.login_network.amount,
+                attack=limits.login_email.amount,
+                window_seconds=limits.login_network.get_expiry(),
+                enabled=limits.enabled,
+            ),
         )
         yield
     finally:

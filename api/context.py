@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from api.accounts import AccountStates
+from api.loginguard import LoginGuard
 from api.passwords import Passwords
 from api.ratelimit import RateLimits
 from api.tokens import Tokens
@@ -30,6 +31,7 @@ class Services:
     watcher: InventoryWatcher
     limits: RateLimits
     accounts: AccountStates
+    logins: LoginGuard
 
 
 CONFIG = web.AppKey("config", Config)

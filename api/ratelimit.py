@@ -39,6 +39,7 @@ class RateLimits:
         self.login_email = _parse("BOXOFFICE_RATE_LOGIN_EMAIL", config.rate_login_email)
         self.register_ip = _parse("BOXOFFICE_RATE_REGISTER_IP", config.rate_register_ip)
         self.book_user = _parse("BOXOFFICE_RATE_BOOK_USER", config.rate_book_user)
+        self.login_network = _parse("BOXOFFICE_RATE_LOGIN_NETWORK", config.rate_login_network)
         url = config.redis_url
         timeouts = {
             "socket_timeout": config.redis_timeout_ms / 1000,
@@ -90,22 +91,12 @@ class RateLimits:
         )
 
     async def hit(self, item: RateLimitItem, scope: str, identity: str) -> None:
-        """Count one attempt; raise 429 when over the limit."""
-        await self._check(item, scope, identity, count=True, message="Too many requests")
-
-    async def blocked(self, item: RateLimitItem, scope: str, identity: str) -> None:
-        """Refuse (429) without counting when `identity` is already over the limit."""
-        message = "Too many failed logins for this account"
-        await self._check(item, scope, identity, count=False, message=message)
-
-    async def _check(
-        self, item: RateLimitItem, scope: str, identity: str, count: bool, message: str
-    ) -> None:
+        """Count one attempt; raise 429 when over the limit. (Failed logins per account are
+        api.loginguard's: counted per network, so they cannot lock the owner out.)"""
         if not self.enabled:
             return
-        probe = self.limiter.hit if count else self.limiter.test
         try:
-            if await probe(item, scope, identity):
+            if await self.limiter.hit(item, scope, identity):
                 return
             stats = await self.limiter.get_window_stats(item, scope, identity)
         except StorageError as exc:
@@ -114,7 +105,7 @@ class RateLimits:
         raise ApiError(
             429,
             "RATE_LIMITED",
-            f"{message}, retry later",
+            "Too many requests, retry later",
             {"retryAfter": retry_after, "limit": str(item)},
             headers={"Retry-After": str(retry_after)},
         )

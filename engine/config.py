@@ -136,7 +136,19 @@ class Config:
     rate_login_email: str = _setting(
         "50/15 minutes",
         "BOXOFFICE_RATE_LOGIN_EMAIL",
-        "Failed logins per email, from all IPs (credential stuffing).",
+        "Failed logins per email from all networks that mark the account as under attack:"
+        " then every network that failed for it is refused (clean networks never are).",
+    )
+    rate_login_network: str = _setting(
+        "10/15 minutes",
+        "BOXOFFICE_RATE_LOGIN_NETWORK",
+        "Failed logins per (email, client /24 or /64) before that network is refused for"
+        " that email, until the window has passed since its last failure.",
+    )
+    login_free_failures: int = _setting(
+        3,
+        "BOXOFFICE_LOGIN_FREE_FAILURES",
+        "Failures per (email, network) before each attempt waits 2^(n-free) s (max 60 s).",
     )
     rate_register_ip: str = _setting(
         "10/minute", "BOXOFFICE_RATE_REGISTER_IP", "Registrations per client IP."

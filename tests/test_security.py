@@ -199,8 +199,9 @@ async def test_wrong_password_storm_is_throttled_but_the_owner_gets_in_from_else
     assert all(s == 429 for s in statuses[first_429:]), "the tail must be 429"
     assert retry_after is not None and int(retry_after) >= 1
     assert payload["code"] == "RATE_LIMITED" and payload["details"]["retryAfter"] >= 1
-    # The owner, from another address on this machine (127.0.0.2), still logs in.
-    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    # The owner, from another network on this machine (127.0.1.2: failures are counted per
+    # /24, so 127.0.0.2 would share the attacker's), still logs in.
+    connector = aiohttp.TCPConnector(local_addr=("127.0.1.2", 0))
     async with aiohttp.ClientSession(connector=connector) as other_ip:
         right = {"email": "victim@example.com", "password": "Password123!"}
         async with other_ip.post(str(client.make_url("/api/auth/login")), json=right) as ok:

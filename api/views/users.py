@@ -77,15 +77,17 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     svc = services(request)
     limits = svc.limits
-    await limits.hit(limits.login_ip, "login-ip", client_ip(request))
+    ip = client_ip(request)
+    await limits.hit(limits.login_ip, "login-ip", ip)
     body = await read_body(request, LoginRequest)
     email = normalize_email(body.email)
-    await limits.blocked(limits.login_email, "login-email", email)
+    await svc.logins.check(email, ip)
     row = await queries.user_by_email(svc.pool, email)
     ok = await svc.passwords.verify(row["password_hash"] if row else None, body.password)
     if row is None or not ok:
-        await limits.hit(limits.login_email, "login-email", email)
+        await svc.logins.failed(email, ip)
         raise ApiError(400, "INVALID_CREDENTIALS", "Invalid credentials")
+    await svc.logins.succeeded(email, ip)
     return signed_in(svc, row)
 
 
@@ -148,7 +150,12 @@ async def change_password(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     body = await read_body(request, PasswordChangeRequest)
     row = await queries.user_by_id(svc.pool, principal.id)
-    if row is None or not await svc.passwords.verify(row["password_hash"], body.current_password):
+    if row is None:
+        raise ApiError(401, "UNAUTHORIZED", "Account no longer exists")
+    ip = client_ip(request)
+    await svc.logins.check(row["email"], ip)  # a stolen token must not brute-force it
+    if not await svc.passwords.verify(row["password_hash"], body.current_password):
+        await svc.logins.failed(row["email"], ip)
         raise ApiError(400, "INVALID_CREDENTIALS", "Invalid credentials")
     if not is_strong(body.new_password):
         raise ApiError(400, "WEAK_PASSWORD", WEAK_PASSWORD)
