@@ -49,6 +49,8 @@ ENGINE_ERRORS: dict[Code, tuple[int, str]] = {
     Code.ALREADY_RELEASED: (409, "Hold already released"),
     Code.NOT_HELD: (409, "Hold is no longer held"),
     Code.HOLD_NOT_CONFIRMED: (409, "This is a hold: confirm or release it"),
+    Code.INVENTORY_NOT_READY: (503, "Inventory is being recovered; try again shortly"),
+    Code.STALE_RECORD: (503, "The booking changed while it was read; try again"),
 }
 
 # The public names of a few engine codes differ from the engine's internal ones.
@@ -58,10 +60,15 @@ PUBLIC_CODES: dict[Code, str] = {
 }
 
 
+# Answers that say "not now": the client should retry after a moment.
+RETRY_LATER = {Code.EVENT_NOT_LOADED, Code.INVENTORY_NOT_READY, Code.STALE_RECORD}
+
+
 def from_engine(code: Code, detail: int | None = None) -> ApiError:
     status, message = ENGINE_ERRORS[code]
     details = None if detail is None else {"value": detail}
-    return ApiError(status, PUBLIC_CODES.get(code, code.value), message, details)
+    headers = {"Retry-After": "1"} if code in RETRY_LATER else None
+    return ApiError(status, PUBLIC_CODES.get(code, code.value), message, details, headers)
 
 
 def not_found(what: str) -> ApiError:

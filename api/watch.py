@@ -1,7 +1,16 @@
-"""Knowing Redis is whole: an epoch written to Redis and recorded in Postgres. A Redis that
-answers without it has lost its data (restart without persistence, FLUSHALL, failover to an
-empty replica): the process turns not-ready, writes the records it confirmed recently to
-Postgres, and (if configured) rebuilds the missing inventory from Postgres."""
+"""Knowing Redis holds everything this service has confirmed, and recovering when it does not.
+
+Trouble is any of: the epoch (written to Redis, recorded in Postgres) is gone (restart without
+persistence, FLUSHALL, failover to an empty replica); the Redis server restarted (a new run
+id: it may have come back from an older RDB/AOF or a lagging replica); a shard's booking tick
+is below what this process has seen or what Postgres has persisted (it came back older); or
+a shard is frozen (another process found trouble). Then this process closes the engine's gate
+and freezes every shard (so no process sells, even one that never saw the old Redis), writes
+the records it confirmed recently to Postgres, and after a grace (so every process has
+flushed its journal) one process, under an advisory lock, recovers: booking ticks raised
+above every persisted id, booking records brought up to Postgres's versions (tombstones, live
+holds with their expiries, stale holds dropped), counters and per-user seats repaired, the
+epoch restored, the shards thawed."""
 
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from engine.booking import Engine
 from engine.config import Config
 from engine.errors import EngineUnavailable
 from engine.recovery import Recovery
+from persistence.db import POSTGRES_DOWN
 from persistence.reconcile import Reconciler
 from persistence.writer import write_batch
 
@@ -23,107 +33,163 @@ log = structlog.get_logger("inventory")
 REBUILD_LOCK_ID = 0x626F7262  # "borb"
 
 
+
 class InventoryWatcher:
     def __init__(self, config: Config, pool: Any, engine: Engine) -> None:
         self.pool = pool
         self.engine = engine
+        self.fence = engine.fence
         self.recovery = Recovery(engine)
         self.reconciler = Reconciler(pool, engine)
         self.interval = config.epoch_check_ms / 1000
         self.grace = config.rebuild_grace_ms / 1000
         self.auto_rebuild = config.auto_rebuild
-        self.ready = False
+        self.fence.ready = False  # nothing sells before the first check has passed
         self.expected: str | None = None
-        self._lost_since: float | None = None
         self._run_id: str | None = None
-        self._restarted_since: float | None = None
+        self._trouble_since: float | None = None
+        self._journal_flushed = False
         engine.on_redis_restart(self.suspect)
+        self.fence.refusal_listeners.append(self.suspect)
+
+    @property
+    def ready(self) -> bool:
+        return self.fence.ready
 
     def suspect(self) -> None:
-        """The engine reconnected to a different Redis run: sell nothing until the next
-        check has compared run ids (and reconciled, if it did restart)."""
-        if self.ready:
-            log.warning("redis_restart_suspected")
-        self.ready = False
+        """The engine reconnected to a different Redis run, or a script found Redis behind or
+        frozen: sell nothing until the next check has found out (and recovered)."""
+        if self.fence.ready:
+            log.warning("redis_trouble_suspected")
+        self.fence.ready = False
 
     async def bootstrap(self) -> None:
-        """At start-up: adopt or create the epoch; rebuild at once if Redis is empty."""
+        """At start-up: adopt or create the epoch; recover at once if anything is wrong (a
+        process just started has no journal to wait for)."""
         await self.engine.ensure_scripts()
         self.expected = await self.reconciler.stored_epoch()
         current = await self.recovery.epoch()
         if self.expected is None:
             self.expected = await self.reconciler.store_epoch(current or Recovery.new_epoch())
-        if current is None and self.auto_rebuild:
-            await self.rebuild()
+        if await self.trouble() is not None and self.auto_rebuild:
+            await self.recover()
         await self.check_once()
 
-    async def rebuild(self) -> bool:
-        """Rebuild missing inventory and restore the epoch, in one process at a time."""
+    async def trouble(self) -> str | None:
+        """Why Redis cannot be trusted to sell now, or None."""
+        current = await self.recovery.epoch()
+        if current != self.expected:
+            return "inventory_lost" if current is None else "epoch_mismatch"
+        run_id = await self.recovery.run_id()
+        if self._run_id is not None and run_id != self._run_id:
+            return "redis_restarted"
+        behind = await self._behind()
+        if behind is not None:
+            return behind
+        self._run_id = run_id
+        return None
+
+    async def _behind(self) -> str | None:
+        """A shard frozen, or holding a booking tick below what this process knows of it."""
+        await self._refresh_floors()
+        # The floors as they are now, before Redis is read: bookings answered while the read
+        # is on its way raise them past what that read could have seen.
+        floors = list(self.fence.floors)
+        for shard, (tick, frozen) in enumerate(await self.recovery.fences()):
+            if frozen:
+                return "recovery_pending"
+            if tick < floors[shard]:
+                log.error("redis_behind", shard=shard, tick=tick, floor=floors[shard])
+                return "redis_behind"
+        return None
+
+    async def _refresh_floors(self) -> None:
+        """Postgres's highest persisted id per shard: a Redis below it came back older."""
+        try:
+            rows = await self.pool.fetch("SELECT shard, top_id FROM shard_marks")
+        except POSTGRES_DOWN:  # the floors stay as last read: bookings go on through an outage
+            return
+        self.fence.raise_floors({int(r["shard"]): int(r["top_id"]) // 1024 for r in rows})
+
+    async def check_once(self) -> bool:
+        why = await self.trouble()
+        if why is None:
+            if not self.fence.ready:
+                log.info("inventory_ready", epoch=self.expected)
+            self.fence.ready = True
+            self._trouble_since = None
+            self._journal_flushed = False
+            return True
+        self.fence.ready = False
+        if self._trouble_since is None:
+            self._trouble_since = time.monotonic()
+            log.error("inventory_trouble", why=why, epoch=self.expected)
+            if why != "epoch_mismatch":  # another deployment's Redis: not ours to touch
+                await self._freeze()
+        if not self._journal_flushed:
+            await self.flush_journal()
+            self._journal_flushed = True
+        waited = time.monotonic() - self._trouble_since
+        if self.auto_rebuild and why != "epoch_mismatch" and waited >= self.grace:
+            await self.recover()
+        return False
+
+    async def _freeze(self) -> None:
+        """Freeze every shard, unless a recovery is under way (it froze them already, and a
+        freeze landing after its thaw would stop every process for another grace). The
+        advisory lock orders the two; with Postgres down, freeze anyway."""
+        try:
+            async with self.pool.acquire() as conn:
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK_ID):
+                    return
+                try:
+                    if await self.trouble() is not None:
+                        await self.recovery.freeze(True)
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK_ID)
+        except POSTGRES_DOWN:
+            await self.recovery.freeze(True)
+
+    async def recover(self) -> bool:
+        """Recover in one process at a time; True when this call did it."""
         async with self.pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK_ID):
                 return False
             try:
-                epoch = await self.reconciler.stored_epoch()
-                if epoch is None:
-                    epoch = await self.reconciler.store_epoch(Recovery.new_epoch())
-                if await self.recovery.epoch() == epoch:
-                    return False
-                rebuilt = await self.reconciler.rebuild()
-                await self.recovery.set_epoch(epoch)
-                log.warning("inventory_rebuilt", events=len(rebuilt), epoch=epoch)
-                return True
+                return await self._recover_locked()
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK_ID)
 
-    async def check_once(self) -> bool:
-        current = await self.recovery.epoch()
-        if current is not None and current == self.expected:
-            if not await self._same_redis():
-                return False
-            if not self.ready:
-                log.info("inventory_ready", epoch=current)
-            self.ready = True
-            self._lost_since = None
-            return True
-        if self._lost_since is None:
-            self._lost_since = time.monotonic()
-            self.ready = False
-            log.error("inventory_lost", expected=self.expected, found=current)
-            await self.flush_journal()
-        if (
-            self.auto_rebuild
-            and current is None
-            and time.monotonic() - self._lost_since >= self.grace
-        ):
-            await self.rebuild()
-        return False
+    async def rebuild(self) -> bool:
+        """The older name of `recover` (rebuilding missing inventory is part of it)."""
+        return await self.recover()
 
-    async def _same_redis(self) -> bool:
-        """Redis restarted with its epoch (an AOF or RDB file, a promoted replica) may have come
-        back older than it was: sequences could repeat ids and counters miss the lost tail.
-        Until one process has raised the sequences and repaired drift (after the grace, so
-        every process flushed its journal first), this process sells nothing."""
-        run_id = await self.recovery.run_id()
-        if self._run_id is None or run_id == self._run_id:
-            self._run_id = run_id
-            return True
-        if self._restarted_since is None:
-            self._restarted_since = time.monotonic()
-            self.ready = False
-            log.error("redis_restarted", previous=self._run_id, now=run_id)
-            await self.flush_journal()
-        if time.monotonic() - self._restarted_since < self.grace:
+    async def _whole(self) -> bool:
+        """The epoch is there, no shard is frozen or behind this process's floors."""
+        if await self.recovery.epoch() != self.expected:
             return False
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", REBUILD_LOCK_ID)
-            try:
-                await self.reconciler.raise_sequences()
-                _, repaired = await self.reconciler.repair_all()
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK_ID)
-        log.warning("redis_restart_reconciled", repaired=[d.event_id for d in repaired])
-        self._run_id = run_id
-        self._restarted_since = None
+        return await self._behind() is None
+
+    async def _recover_locked(self) -> bool:
+        assert self.expected is not None
+        if await self.recovery.epoch() not in (None, self.expected):
+            return False
+        if await self._whole():  # another process recovered this Redis meanwhile
+            self._run_id = await self.recovery.run_id()
+            return False
+        # Freeze first: a recovery that starts here (at start-up, or after a process died
+        # mid-way) must not race sellers on other processes.
+        await self.recovery.freeze(True)
+        repaired, restored = await self.reconciler.recover()
+        await self.recovery.set_epoch(self.expected)
+        await self.recovery.freeze(False)
+        self._run_id = await self.recovery.run_id()
+        log.warning(
+            "inventory_recovered",
+            repaired=[d.event_id for d in repaired],
+            records_restored=restored,
+            epoch=self.expected,
+        )
         return True
 
     async def flush_journal(self) -> int:
@@ -141,7 +207,7 @@ class InventoryWatcher:
             try:
                 await self.check_once()
             except EngineUnavailable:
-                self.ready = False
+                self.fence.ready = False
             except Exception:  # keep watching whatever happens; the next tick retries
                 log.exception("inventory_check_failed")
             try:

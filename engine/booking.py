@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -12,15 +13,19 @@ from redis import exceptions as redis_errors
 
 from engine import randomness
 from engine.errors import Code, EngineError, EngineUnavailable
+from engine.fence import Fence
 from engine.keys import SHARD_SPACE, KeySpace
 from engine.metrics import REDIS_SECONDS, UNDER_REPLICATED
-from engine.records import Inventory, Record, decode_record, encode_record
+from engine.records import Inventory, Record, decode_record, encode_record, is_record
 from engine.redis_client import RedisClient
 from engine.scripts import Scripts
 
 T = TypeVar("T")
 
 MAX_SEATS = 1000
+# A caller's copy of an evicted record read again this often before answering 503: a copy
+# is stale only when another change landed and was persisted between the read and the call.
+STALE_RETRIES = 3
 _INVENTORY_FIELDS = ("cap", "avail", "sold", "held", "mpu", "open")
 
 
@@ -71,8 +76,11 @@ async def guarded(call: Callable[[], Awaitable[T]]) -> T:
 def script_reply(reply: Sequence[Any]) -> Sequence[Any]:
     """Raise the script's {"err", CODE, detail} as an EngineError; return an ok reply."""
     if reply[0] == b"err":
+        code = Code(reply[1].decode())
+        if code is Code.INVENTORY_NOT_READY or code is Code.STALE_RECORD:
+            raise EngineError(code)  # the detail is Redis's internals, not the client's
         detail = int(reply[2]) if len(reply) > 2 else None
-        raise EngineError(Code(reply[1].decode()), detail)
+        raise EngineError(code, detail)
     return reply
 
 
@@ -99,6 +107,22 @@ class Engine:
         # Where a booking evicted from Redis after persisting is read from (Postgres).
         self.record_source: Callable[[int], Awaitable[Record | None]] | None = None
         self.under_replicated = 0
+        self.fence = Fence(keys.shard_count)
+
+    def gate(self) -> None:
+        """Every seat-changing operation passes here first: nothing changes seats while the
+        watcher cannot prove Redis holds everything this process has seen confirmed."""
+        if not self.fence.ready:
+            raise EngineError(Code.INVENTORY_NOT_READY)
+
+    def checked(self, reply: Sequence[Any]) -> Sequence[Any]:
+        """script_reply, telling the fence's listeners when a script found Redis behind."""
+        try:
+            return script_reply(reply)
+        except EngineError as exc:
+            if exc.code is Code.INVENTORY_NOT_READY:
+                self.fence.refused()
+            raise
 
     def on_redis_restart(self, listener: Callable[[], None]) -> None:
         """`listener` runs when the engine's connection finds a restarted Redis server (its
@@ -125,9 +149,10 @@ class Engine:
     async def book(
         self, event_id: int, user_id: int, seats: int = 1, idempotency_key: str | None = None
     ) -> BookResult:
+        self.gate()
         keys, args = self.take_call(event_id, user_id, seats, idempotency_key)
         reply = await guarded(lambda: self.scripts.book(keys=keys, args=args))
-        ok = script_reply(reply)
+        ok = self.checked(reply)
         record = decode_record(ok[1])
         if record.event_id != event_id or record.status != "CONFIRMED":  # or a hold's key
             raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
@@ -143,7 +168,7 @@ class Engine:
         sk = ek.shard_keys
         idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
         keys: list[Any] = [
-            ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, idem_key, sk.stats,
+            ek.inventory, ek.users, sk.bookings, sk.outbox, sk.pending, idem_key, sk.stats,
         ]  # fmt: skip
         args: list[Any] = [
             event_id,
@@ -154,12 +179,15 @@ class Engine:
             idempotency_key or "",
             self.idempotency_ttl,
             SHARD_SPACE,
+            self.fence.floors[ek.shard],
         ]
         return keys, args
 
     async def settle(self, record: Record) -> None:
-        """After a script confirmed a change: journal it, and wait for replicas if asked."""
+        """After a script confirmed a change: journal it, raise the fence to its id, and wait
+        for replicas if asked."""
         self.journal.append(record)
+        self.fence.saw(record.id)
         if self.wait_replicas is not None:
             await self._wait_for_replicas(record, *self.wait_replicas)
 
@@ -179,37 +207,73 @@ class Engine:
             UNDER_REPLICATED.inc()
 
     async def get_booking(self, booking_id: int) -> Record | None:
+        """The booking's latest version: Redis's record, or Postgres's once it was persisted
+        and evicted (Redis then keeps a tombstone naming that version)."""
         shard = KeySpace.shard_of_booking(booking_id)
         if shard >= self.keys.shard_count:
             return None
         sk = self.keys.shard(shard)
         raw = await guarded(lambda: self.redis.hget(sk.bookings, str(booking_id)))
-        if raw is not None:
+        if raw is not None and is_record(raw):
             return decode_record(raw)
         # Persisted records leave Redis (ack.lua); the system of record still has them.
         return None if self.record_source is None else await self.record_source(booking_id)
 
+    async def with_latest(
+        self, booking_id: int, missing: Code, change: Callable[[Record], Awaitable[T]]
+    ) -> T:
+        """Run a state change on the booking's latest version. Against a tombstone a script
+        acts only on a copy of exactly the version it names; a copy read just before another
+        change was persisted is refused (STALE_RECORD) and read again."""
+        self.gate()
+        for _ in range(STALE_RETRIES):
+            record = await self.get_booking(booking_id)
+            if record is None:
+                raise EngineError(missing)
+            try:
+                return await change(record)
+            except EngineError as exc:
+                if exc.code is not Code.STALE_RECORD:
+                    raise
+        raise EngineError(Code.STALE_RECORD)
+
     async def cancel(self, booking_id: int, actor_id: int, is_admin: bool = False) -> Record:
-        record = await self.get_booking(booking_id)
-        if record is None:
-            raise EngineError(Code.BOOKING_NOT_FOUND)
-        ek = self.keys.event(record.event_id)
-        sk = ek.shard_keys
-        reply = await guarded(
-            lambda: self.scripts.cancel(
-                keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats],
-                args=[
-                    booking_id,
-                    record.event_id,
-                    actor_id,
-                    "1" if is_admin else "0",
-                    encode_record(record),
-                ],
+        async def run(record: Record) -> Record:
+            ek = self.keys.event(record.event_id)
+            sk = ek.shard_keys
+            reply = await guarded(
+                lambda: self.scripts.cancel(
+                    keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.pending],
+                    args=[
+                        booking_id,
+                        record.event_id,
+                        actor_id,
+                        "1" if is_admin else "0",
+                        encode_record(record),
+                        self.fence.floors[ek.shard],
+                    ],
+                )
             )
-        )
-        cancelled = decode_record(script_reply(reply)[1])
+            return decode_record(self.checked(reply)[1])
+
+        cancelled = await self.with_latest(booking_id, Code.BOOKING_NOT_FOUND, run)
         await self.settle(cancelled)
         return cancelled
+
+    async def pending_of_user(self, user_id: int) -> list[Record]:
+        """The user's booking records Redis holds and Postgres does not yet (latest versions,
+        newest first): every shard asked in one pipelined round trip (lua/pending.lua)."""
+
+        async def read() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    self.scripts.pending(keys=[sk.pending, sk.bookings], args=[user_id])
+                    for sk in self.keys.shards()
+                )
+            )
+
+        found = [decode_record(raw) for raws in await guarded(read) for raw in raws]
+        return sorted(found, key=lambda r: r.id, reverse=True)
 
     async def load_event(self, spec: EventSpec) -> int:
         """Load inventory for an event; refuses (ALREADY_LOADED) to overwrite live inventory."""
@@ -237,22 +301,34 @@ class Engine:
 
     async def update_event(self, spec: EventSpec) -> int:
         """Set a new capacity (refused below sold + held) and display fields; returns available."""
+        self.gate()
         ek = self.keys.event(spec.event_id)
         reply = await guarded(
             lambda: self.scripts.update_event(
-                keys=[ek.inventory],
-                args=[spec.capacity, spec.max_per_user, spec.name, spec.venue, spec.time],
+                keys=[ek.inventory, ek.shard_keys.stats],
+                args=[
+                    spec.capacity,
+                    spec.max_per_user,
+                    spec.name,
+                    spec.venue,
+                    spec.time,
+                    self.fence.floors[ek.shard],
+                ],
             )
         )
-        return int(script_reply(reply)[1])
+        return int(self.checked(reply)[1])
 
     async def close_event(self, event_id: int, force: bool = False) -> int:
         """Stop selling; returns seats still taken (which a forced close must then cancel)."""
+        self.gate()
         ek = self.keys.event(event_id)
         reply = await guarded(
-            lambda: self.scripts.close_event(keys=[ek.inventory], args=["1" if force else "0"])
+            lambda: self.scripts.close_event(
+                keys=[ek.inventory, ek.shard_keys.stats],
+                args=["1" if force else "0", self.fence.floors[ek.shard]],
+            )
         )
-        return int(script_reply(reply)[1])
+        return int(self.checked(reply)[1])
 
     async def live_bookings(self, event_id: int, status: str = "CONFIRMED") -> list[Record]:
         """Confirmed bookings (or live holds: status "HELD") of one event (scans its shard's
@@ -266,6 +342,8 @@ class Engine:
             )
             cursor, chunk = reply
             for raw in chunk.values():
+                if not is_record(raw):
+                    continue  # a tombstone: persisted and final
                 record = decode_record(raw)
                 if record.event_id == event_id and record.status == status:
                     found.append(record)

@@ -25,6 +25,11 @@ class Code(StrEnum):
     ALREADY_RELEASED = "ALREADY_RELEASED"
     NOT_HELD = "NOT_HELD"
     HOLD_NOT_CONFIRMED = "HOLD_NOT_CONFIRMED"
+    # Redis cannot prove it holds everything this process has seen confirmed (it came back
+    # older, lost data, or a recovery is under way): nothing that changes seats runs.
+    INVENTORY_NOT_READY = "INVENTORY_NOT_READY"
+    # The caller's copy of an evicted record is not the version Redis's tombstone names.
+    STALE_RECORD = "STALE_RECORD"
 
 
 class EngineError(Exception):

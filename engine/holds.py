@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.booking import Engine, guarded, script_reply
+from engine.booking import Engine, guarded
 from engine.errors import Code, EngineError
-from engine.keys import EventKeys
-from engine.records import Record, decode_record, encode_record
+from engine.keys import SHARD_SPACE, EventKeys
+from engine.records import Record, decode_record, encode_record, is_record
 
 # A hold id is the hold's jobId, `<booking id>-<96 random bits>`: unguessable.
 HOLD_ID = re.compile(r"^([0-9]{1,16})-([0-9a-f]{24})$")
@@ -45,12 +45,13 @@ class Holds:
         max_ttl_ms: int,
         idempotency_key: str | None = None,
     ) -> HoldResult:
+        self.engine.gate()
         keys, args = self.engine.take_call(event_id, user_id, seats, idempotency_key)
         holds_key = self.keys.event(event_id).shard_keys.holds
         reply = await guarded(
             lambda: self.scripts.hold(keys=[*keys, holds_key], args=[*args, ttl_ms, max_ttl_ms])
         )
-        ok = script_reply(reply)
+        ok = self.engine.checked(reply)
         record = decode_record(ok[1])
         if record.event_id != event_id or record.expires_ms == 0:  # or a booking's key
             raise EngineError(Code.IDEMPOTENCY_KEY_REUSED)
@@ -60,16 +61,26 @@ class Holds:
 
     async def confirm(self, hold_id: str, actor_id: int) -> HoldResult:
         """HELD -> CONFIRMED if not lapsed; a second confirm replays the confirmed record."""
-        record = await self.find(hold_id)
-        ek = self.keys.event(record.event_id)
-        sk = ek.shard_keys
-        reply = await guarded(
-            lambda: self.scripts.confirm(
-                keys=[ek.inventory, sk.bookings, sk.outbox, sk.stats, sk.holds],
-                args=[record.id, record.event_id, actor_id, hold_id, encode_record(record)],
+
+        async def run(record: Record) -> Sequence[Any]:
+            ek = self.keys.event(self._owned(record, hold_id).event_id)
+            sk = ek.shard_keys
+            reply = await guarded(
+                lambda: self.scripts.confirm(
+                    keys=[ek.inventory, sk.bookings, sk.outbox, sk.stats, sk.holds, sk.pending],
+                    args=[
+                        record.id,
+                        record.event_id,
+                        actor_id,
+                        hold_id,
+                        encode_record(record),
+                        self.engine.fence.floors[ek.shard],
+                    ],
+                )
             )
-        )
-        ok = script_reply(reply)
+            return self.engine.checked(reply)
+
+        ok = await self.engine.with_latest(self.booking_id(hold_id), Code.HOLD_NOT_FOUND, run)
         confirmed = decode_record(ok[1])
         if not ok[2]:
             await self.engine.settle(confirmed)
@@ -77,29 +88,48 @@ class Holds:
 
     async def release(self, hold_id: str, actor_id: int, is_admin: bool = False) -> Record:
         """HELD -> RELEASED before the expiry; a second release is ALREADY_RELEASED."""
-        record = await self.find(hold_id)
-        reply = await guarded(
-            lambda: self._release(record, "RELEASED", actor_id, is_admin, hold_id)
+
+        async def run(record: Record) -> Record:
+            self._owned(record, hold_id)
+            reply = await guarded(
+                lambda: self._release(record, "RELEASED", actor_id, is_admin, hold_id)
+            )
+            return decode_record(self.engine.checked(reply)[1])
+
+        released = await self.engine.with_latest(
+            self.booking_id(hold_id), Code.HOLD_NOT_FOUND, run
         )
-        released = decode_record(script_reply(reply)[1])
         await self.engine.settle(released)
         return released
 
     async def expire(self, record: Record) -> Record | None:
         """HELD -> EXPIRED if the expiry passed by Redis time; None when nothing changed."""
+        self.engine.gate()
         reply = await guarded(lambda: self._release(record, "EXPIRED", 0, False, ""))
-        raw = script_reply(reply)[1]
+        raw = self.engine.checked(reply)[1]
         return decode_record(raw) if raw else None
+
+    @staticmethod
+    def booking_id(hold_id: str) -> int:
+        """The booking a hold id names (its unguessable part is checked against the record)."""
+        match = HOLD_ID.match(hold_id)
+        if match is None:
+            raise EngineError(Code.HOLD_NOT_FOUND)
+        return int(match.group(1))
+
+    @staticmethod
+    def _owned(record: Record, hold_id: str) -> Record:
+        """The record is this hold's (same unguessable id) and is a hold at all."""
+        if not record.expires_ms or not secrets.compare_digest(record.job_id, hold_id):
+            raise EngineError(Code.HOLD_NOT_FOUND)
+        return record
 
     async def find(self, hold_id: str) -> Record:
         """The live record of a hold, by its unguessable id."""
-        match = HOLD_ID.match(hold_id)
-        record = None if match is None else await self.engine.get_booking(int(match.group(1)))
-        if record is None or not record.expires_ms:
+        record = await self.engine.get_booking(self.booking_id(hold_id))
+        if record is None:
             raise EngineError(Code.HOLD_NOT_FOUND)
-        if not secrets.compare_digest(record.job_id, hold_id):
-            raise EngineError(Code.HOLD_NOT_FOUND)
-        return record
+        return self._owned(record, hold_id)
 
     async def due(self, shards: Sequence[int], limit: int = 1000) -> dict[int, list[bytes]]:
         """Up to `limit` lapsed holds (by Redis time) of each shard that has any: two round
@@ -123,14 +153,22 @@ class Holds:
 
         async def run() -> int:
             raws: list[Any] = await self.redis.hmget(sk.bookings, list(ids))
-            gone = [member for member, raw in zip(ids, raws, strict=True) if raw is None]
+            gone = [m for m, raw in zip(ids, raws, strict=True) if raw is None]
             if gone:  # a record that is gone cannot be held
                 await self.redis.zrem(sk.holds, *gone)
-            # Issued together, the calls share one pipelined round trip (engine.wire).
+            # Issued together, the calls share one pipelined round trip (engine.wire). A
+            # tombstone (persisted, so not a live hold) is dropped from the expiries by the
+            # script itself, fenced like every other seat change.
             replies = await asyncio.gather(
                 *(
-                    self._release(decode_record(raw), "EXPIRED", 0, False, "")
-                    for raw in raws
+                    self._release(
+                        decode_record(raw) if is_record(raw) else _placeholder(int(member)),
+                        "EXPIRED",
+                        0,
+                        False,
+                        "",
+                    )
+                    for member, raw in zip(ids, raws, strict=True)
                     if raw is not None
                 )
             )
@@ -150,7 +188,7 @@ class Holds:
         ek: EventKeys = self.keys.event(record.event_id)
         sk = ek.shard_keys
         return self.scripts.release(
-            keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.holds],
+            keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.holds, sk.pending],
             args=[
                 record.id,
                 record.event_id,
@@ -159,5 +197,13 @@ class Holds:
                 "1" if is_admin else "0",
                 hold_id,
                 encode_record(record) if hold_id else "",
+                self.engine.fence.floors[ek.shard],
             ],
         )
+
+
+def _placeholder(booking_id: int) -> Record:
+    """Stands for an evicted booking in an expiry call: release.lua reads the tombstone, not
+    this, and only drops the id from the expiries (the event id only routes the keys, and any
+    event of the booking's shard has the same shard keys)."""
+    return Record(booking_id, booking_id % SHARD_SPACE, 0, 1, "EXPIRED", 0, "", 0, 0)

@@ -3,13 +3,15 @@ touches one Redis Cluster slot.
 
     {p}:{sN}:ev:<event>          hash  inventory and display fields of one event
     {p}:{sN}:ev:<event>:users    hash  user id -> seats held or confirmed
-    {p}:{sN}:bookings            hash  booking id -> record JSON (the live record)
-    {p}:{sN}:seq                 int   per-shard booking counter
+    {p}:{sN}:bookings            hash  booking id -> record JSON (the live record), or a
+                                       tombstone (its version) once persisted and evicted
+    {p}:{sN}:pending             zset  booking id -> user id, versions not yet in Postgres
     {p}:{sN}:outbox              list  confirmed records waiting for Postgres
     {p}:{sN}:inflight            list  records claimed by a persister, not yet acked
     {p}:{sN}:dead                list  poison records with their reason
     {p}:{sN}:lease               str   persister lease token for the shard
-    {p}:{sN}:stats               hash  flushed counter and friends
+    {p}:{sN}:stats               hash  flushed counter and friends; "seq" (the last booking
+                                       tick) and "frozen" (set while recovering) fence scripts
     {p}:{sN}:holds               zset  hold (booking) id -> expiry, Redis ms
     {p}:{sN}:imp                 hash  event id -> impressions not yet flushed
     {p}:{sN}:imp:inflight        hash  impressions being flushed, with their batch id
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 
 _EVENT_KEYS_KEPT = 100_000
 
-# Booking ids are seq * SHARD_SPACE + shard, so a booking id names its shard without a lookup.
+# Booking ids are tick * SHARD_SPACE + shard, so a booking id names its shard without a lookup
+# (the tick: lua/book.lua).
 SHARD_SPACE = 1024
 
 
@@ -32,7 +35,7 @@ class ShardKeys:
 
     tag: str
     bookings: str
-    seq: str
+    pending: str
     outbox: str
     inflight: str
     dead: str
@@ -70,7 +73,7 @@ class KeySpace:
         return ShardKeys(
             tag=tag,
             bookings=f"{tag}:bookings",
-            seq=f"{tag}:seq",
+            pending=f"{tag}:pending",
             outbox=f"{tag}:outbox",
             inflight=f"{tag}:inflight",
             dead=f"{tag}:dead",
@@ -88,6 +91,11 @@ class KeySpace:
     @staticmethod
     def shard_of_booking(booking_id: int) -> int:
         return booking_id % SHARD_SPACE
+
+    @staticmethod
+    def tick_of_booking(booking_id: int) -> int:
+        """The shard's booking tick that made this id (the "seq" a Redis holding it has)."""
+        return booking_id // SHARD_SPACE
 
     def shard(self, shard: int) -> ShardKeys:
         return self._shards[shard]

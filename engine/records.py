@@ -75,6 +75,16 @@ class Record(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
 _decoder = msgspec.json.Decoder(Record)
 
 
+def is_record(raw: bytes | str) -> bool:
+    """A bookings-hash value is a record (JSON) or a tombstone (the evicted version's number)."""
+    return raw[:1] in (b"{", "{")
+
+
+def tombstone_version(raw: bytes | str) -> int:
+    """The version an evicted record had when it was persisted (see lua/ack.lua)."""
+    return int(raw)
+
+
 def decode_record(raw: bytes | str) -> Record:
     """Raises msgspec.DecodeError/ValidationError on a malformed record (a poison record)."""
     return _decoder.decode(raw)

@@ -127,41 +127,66 @@ class Recovery:
 
     async def raise_sequence(self, shard: int, floor: int) -> int:
         sk = self.keys.shard(shard)
-        return int(await guarded(lambda: self.scripts.raise_seq(keys=[sk.seq], args=[floor])))
+        return int(await guarded(lambda: self.scripts.raise_seq(keys=[sk.stats], args=[floor])))
 
-    async def restore_records(self, records: Iterable[Record]) -> None:
-        """Put confirmed records and live holds back in their shard's bookings hash (HSETNX:
-        a newer version already there wins), so status, cancel and confirm work after a
-        rebuild; holds go back in the shard's expiries too (a stale entry is dropped by the
-        expirer, which changes only HELD records)."""
+    async def restore_records(self, records: Iterable[Record]) -> int:
+        """Bring Redis's booking records up to these versions (Postgres's), where Redis lacks
+        them or holds an older one: live holds as full records back in the expiries, the
+        rest as tombstones (lua/restore.lua). A newer version in Redis is kept. Returns how
+        many records changed."""
         by_shard: dict[int, list[Record]] = {}
         for record in records:
             by_shard.setdefault(self.keys.shard_of_booking(record.id), []).append(record)
-
-        async def write(shard: int, chunk: list[Record]) -> None:
-            pipe = self.redis.pipeline(transaction=False)
-            sk = self.keys.shard(shard)
-            for record in chunk:
-                pipe.hsetnx(sk.bookings, str(record.id), msgspec.json.encode(record))
-                if record.status == "HELD":
-                    pipe.zadd(sk.holds, {str(record.id): record.expires_ms})
-            await pipe.execute()
-
+        changed = 0
         for shard, shard_records in by_shard.items():
-            for i in range(0, len(shard_records), 1000):
-                await guarded(lambda s=shard, c=shard_records[i : i + 1000]: write(s, c))  # type: ignore[misc]
+            if shard >= self.keys.shard_count:
+                continue
+            sk = self.keys.shard(shard)
+            keys = [sk.bookings, sk.holds, sk.pending]
+            for i in range(0, len(shard_records), 500):
+                args: list[Any] = []
+                for r in shard_records[i : i + 500]:
+                    held = r.status == "HELD"
+                    full = msgspec.json.encode(r) if held else ""
+                    args += [r.id, r.version, full, r.expires_ms if held else 0]
+                reply = await guarded(
+                    lambda k=keys, a=args: self.scripts.restore(keys=k, args=a)  # type: ignore[misc]
+                )
+                changed += int(script_reply(reply)[1])
+        return changed
 
-    async def set_live_count(self, shard: int, count: int, held: int = 0) -> None:
-        """The live-bookings and held-seats counters of a shard, if the shard lost them."""
-        stats = self.keys.shard(shard).stats
+    async def fences(self) -> list[tuple[int, bool]]:
+        """(booking tick, frozen) of every shard, in one round trip."""
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for sk in self.keys.shards():
+                pipe.hmget(sk.stats, ["seq", "frozen"])
+            return await pipe.execute()
+
+        rows = await guarded(read)
+        return [(int(seq or 0), frozen is not None) for seq, frozen in rows]
+
+    async def freeze(self, frozen: bool) -> None:
+        """Stop (or let go again) every seat-changing script of every shard, whichever process
+        sends it: set while a recovery is due, cleared when it is done."""
 
         async def write() -> None:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hsetnx(stats, "bookings", count)
-            pipe.hsetnx(stats, "held", held)
+            for sk in self.keys.shards():
+                if frozen:
+                    pipe.hset(sk.stats, "frozen", "1")
+                else:
+                    pipe.hdel(sk.stats, "frozen")
             await pipe.execute()
 
         await guarded(write)
+
+    async def set_live_count(self, shard: int, count: int, held: int = 0) -> None:
+        """The live-bookings and held-seats counters of a shard, recounted by a recovery
+        (while the shard is frozen, so nothing moves them meanwhile)."""
+        stats = self.keys.shard(shard).stats
+        await guarded(lambda: self.redis.hset(stats, mapping={"bookings": count, "held": held}))
 
 
 def _decode_many(raws: Iterable[bytes]) -> list[Record]:

@@ -34,6 +34,8 @@ SCRIPT_NAMES = (
     "confirm",
     "release",
     "ratelimit",
+    "restore",
+    "pending",
 )
 
 
@@ -86,6 +88,8 @@ class Scripts:
     confirm: PipelinedScript
     release: PipelinedScript
     ratelimit: PipelinedScript
+    restore: PipelinedScript
+    pending: PipelinedScript
 
     def __init__(self, redis: RedisClient | Any) -> None:
         self.wire: Wire | ClusterWire = (

@@ -50,10 +50,10 @@ async def measure_ceiling(
     )
     await redis.hset(ek.inventory, "open", "1")
     sha = await redis.script_load(script_source("book"))
-    key_args = [ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, f"{sk.tag}:idem:x"]
+    key_args = [ek.inventory, ek.users, sk.bookings, sk.outbox, sk.pending, f"{sk.tag}:idem:x"]
     key_args.append(sk.stats)
     argv = [str(EVENT), "__rand_int__", "1", str(ek.shard), "abcdef", "", "86400"]
-    argv.append(str(SHARD_SPACE))
+    argv += [str(SHARD_SPACE), "0"]
     once = [a.replace("__rand_int__", "1") for a in argv]
     first = await redis.evalsha(sha, len(key_args), *key_args, *once)
     if first[0] != b"ok":

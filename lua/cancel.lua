@@ -2,20 +2,36 @@
 -- version of the record to the outbox, in one atomic step. A second cancel changes nothing.
 -- KEYS[1] inventory   {p}:{sN}:ev:<event>
 -- KEYS[2] users       {p}:{sN}:ev:<event>:users
--- KEYS[3] bookings    {p}:{sN}:bookings
+-- KEYS[3] bookings    {p}:{sN}:bookings          hash: booking id -> record JSON | tombstone
 -- KEYS[4] outbox      {p}:{sN}:outbox
--- KEYS[5] stats       {p}:{sN}:stats             hash: "bookings" = live confirmed bookings
+-- KEYS[5] stats       {p}:{sN}:stats             "bookings", "seq", "frozen" (see book.lua)
+-- KEYS[6] pending     {p}:{sN}:pending           zset: booking id -> user id, not yet acked
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] "1" if admin
--- ARGV[5] the record as the caller read it (Redis or Postgres): used only when the bookings
---         hash no longer holds it (persisted records are evicted, see ack.lua)
+-- ARGV[5] the record as the caller read it from Postgres: used only when the bookings hash
+--         holds a tombstone (the record was persisted and evicted, see ack.lua) and only if
+--         it is that very version; anything else is STALE_RECORD (read again)
+-- ARGV[6] fence: the lowest "seq" this Redis may hold (see book.lua)
 -- Replies: {"ok", record} | {"err", CODE, detail}
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
 local actor = tonumber(ARGV[3])
-if not (booking_id and event_id and actor) then return {"err", "INVALID_INPUT", 0} end
+local floor = tonumber(ARGV[6])
+if not (booking_id and event_id and actor and floor) then return {"err", "INVALID_INPUT", 0} end
 
-local raw = redis.call("HGET", KEYS[3], ARGV[1]) or ARGV[5]
-if not raw or raw == "" then return {"err", "BOOKING_NOT_FOUND", 0} end
+local fence = redis.call("HMGET", KEYS[5], "seq", "frozen")
+if fence[2] or tonumber(fence[1] or "0") < floor then
+  return {"err", "INVENTORY_NOT_READY", tonumber(fence[1] or "0")}
+end
+
+local raw = redis.call("HGET", KEYS[3], ARGV[1])
+if not raw then return {"err", "BOOKING_NOT_FOUND", 0} end
+if string.byte(raw, 1) ~= 123 then  -- not "{": a tombstone, the evicted version's number
+  local copy = ARGV[5] ~= "" and cjson.decode(ARGV[5])
+  if not copy or copy.id ~= booking_id or copy.v ~= tonumber(raw) then
+    return {"err", "STALE_RECORD", tonumber(raw)}
+  end
+  raw = ARGV[5]
+end
 local r = cjson.decode(raw)
 if r.e ~= event_id then return {"err", "BOOKING_NOT_FOUND", 0} end
 if ARGV[4] ~= "1" and r.u ~= actor then return {"err", "FORBIDDEN", 0} end
@@ -32,9 +48,10 @@ if left <= 0 then redis.call("HDEL", KEYS[2], tostring(r.u)) end
 
 local expiry = r.x and string.format(',"x":%d', r.x) or ""  -- a confirmed hold keeps it
 local record = string.format(
-  '{"id":%d,"e":%d,"u":%d,"s":%d,"st":"CANCELLED","v":%d,"j":"%s","t":%d,"ut":%d%s}',
-  r.id, r.e, r.u, r.s, r.v + 1, r.j, r.t, ms, expiry)
+  '{"id":%s,"e":%d,"u":%d,"s":%d,"st":"CANCELLED","v":%d,"j":"%s","t":%d,"ut":%d%s}',
+  ARGV[1], r.e, r.u, r.s, r.v + 1, r.j, r.t, ms, expiry)
 redis.call("HSET", KEYS[3], ARGV[1], record)
 redis.call("RPUSH", KEYS[4], record)
+redis.call("ZADD", KEYS[6], r.u, ARGV[1])
 redis.call("HINCRBY", KEYS[5], "bookings", -1)
 return {"ok", record}

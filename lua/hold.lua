@@ -3,16 +3,18 @@
 -- per-user limit like booked ones, and the hold joins the shard's expiries sorted set.
 -- KEYS[1] inventory   {p}:{sN}:ev:<event>        hash: cap, avail, sold, held, mpu, open
 -- KEYS[2] users       {p}:{sN}:ev:<event>:users  hash: user id -> seats held or confirmed
--- KEYS[3] bookings    {p}:{sN}:bookings          hash: booking id -> record JSON
+-- KEYS[3] bookings    {p}:{sN}:bookings          hash: booking id -> record JSON | tombstone
 -- KEYS[4] outbox      {p}:{sN}:outbox            list of record JSON
--- KEYS[5] sequence    {p}:{sN}:seq               per-shard booking counter
+-- KEYS[5] pending     {p}:{sN}:pending           zset: booking id -> user id, not yet acked
 -- KEYS[6] idempotency {p}:{sN}:idem:<user>:<key> (untouched when ARGV[6] is "")
--- KEYS[7] stats       {p}:{sN}:stats             hash: "held" = seats held in the shard
+-- KEYS[7] stats       {p}:{sN}:stats             hash: "held" seats held in the shard,
+--                                                "seq" last booking tick, "frozen" recovering
 -- KEYS[8] holds       {p}:{sN}:holds             zset: hold (booking) id -> expiry, ms
 -- ARGV[1] event id   ARGV[2] user id   ARGV[3] seats (integer >= 1)   ARGV[4] shard number
 -- ARGV[5] job secret (hex)   ARGV[6] idempotency key or ""   ARGV[7] idempotency TTL, seconds
--- ARGV[8] shard space (booking id = seq * space + shard)
--- ARGV[9] hold TTL, ms   ARGV[10] longest hold TTL allowed, ms
+-- ARGV[8] shard space (booking id = tick * space + shard)
+-- ARGV[9] fence: the lowest "seq" this Redis may hold (see book.lua)
+-- ARGV[10] hold TTL, ms   ARGV[11] longest hold TTL allowed, ms
 -- Replies: {"ok", record, replayed 0|1} | {"err", CODE, detail}
 local event_id = tonumber(ARGV[1])
 local user_id = tonumber(ARGV[2])
@@ -22,16 +24,21 @@ local secret = ARGV[5]
 local idem = ARGV[6]
 local idem_ttl = tonumber(ARGV[7])
 local space = tonumber(ARGV[8])
-local ttl = tonumber(ARGV[9])
-local max_ttl = tonumber(ARGV[10])
+local floor = tonumber(ARGV[9])
+local ttl = tonumber(ARGV[10])
+local max_ttl = tonumber(ARGV[11])
 
-if not (event_id and user_id and seats and shard and idem_ttl and space and max_ttl)
+if not (event_id and user_id and seats and shard and idem_ttl and space and floor and max_ttl)
     or seats < 1 or seats ~= math.floor(seats) or not string.match(secret, "^%x+$") then
   return {"err", "INVALID_INPUT", 0}
 end
 if not ttl or ttl < 1 or ttl > max_ttl or ttl ~= math.floor(ttl) then
   return {"err", "INVALID_TTL", max_ttl}
 end
+
+local fence = redis.call("HMGET", KEYS[7], "seq", "frozen")
+local seq = tonumber(fence[1] or "0")
+if fence[2] or seq < floor then return {"err", "INVENTORY_NOT_READY", seq} end
 
 if idem ~= "" then
   local prior = redis.call("GET", KEYS[6])
@@ -46,19 +53,22 @@ local mine = tonumber(redis.call("HGET", KEYS[2], ARGV[2]) or "0")
 if mine + seats > tonumber(inv[2]) then return {"err", "LIMIT_EXCEEDED", mine} end
 if seats > avail then return {"err", "SOLD_OUT", avail} end
 
-local id = redis.call("INCR", KEYS[5]) * space + shard
 local now = redis.call("TIME")
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local tick = math.max(seq + 1, (ms - 1767225600000) * 8)
+local id = string.format("%d", tick * space + shard)
 local expires = ms + ttl
+redis.call("HSET", KEYS[7], "seq", string.format("%d", tick))
 redis.call("HINCRBY", KEYS[1], "avail", -seats)
 redis.call("HINCRBY", KEYS[1], "held", seats)
 redis.call("HINCRBY", KEYS[2], ARGV[2], seats)
 
 local record = string.format(
-  '{"id":%d,"e":%d,"u":%d,"s":%d,"st":"HELD","v":1,"j":"%d-%s","t":%d,"ut":%d,"x":%d}',
+  '{"id":%s,"e":%d,"u":%d,"s":%d,"st":"HELD","v":1,"j":"%s-%s","t":%d,"ut":%d,"x":%d}',
   id, event_id, user_id, seats, id, secret, ms, ms, expires)
 redis.call("HSET", KEYS[3], id, record)
 redis.call("RPUSH", KEYS[4], record)
+redis.call("ZADD", KEYS[5], user_id, id)
 redis.call("ZADD", KEYS[8], expires, id)
 redis.call("HINCRBY", KEYS[7], "held", seats)
 if idem ~= "" then redis.call("SET", KEYS[6], record, "EX", idem_ttl) end

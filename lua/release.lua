@@ -7,22 +7,41 @@
 -- KEYS[1] inventory {p}:{sN}:ev:<event>   KEYS[2] users {p}:{sN}:ev:<event>:users
 -- KEYS[3] bookings  {p}:{sN}:bookings     KEYS[4] outbox {p}:{sN}:outbox
 -- KEYS[5] stats     {p}:{sN}:stats        KEYS[6] holds  {p}:{sN}:holds (zset: id -> expiry)
+-- KEYS[7] pending   {p}:{sN}:pending      zset: booking id -> user id, not yet acked
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] mode "RELEASED" | "EXPIRED"
 -- ARGV[4] acting user id (0 for the expirer)   ARGV[5] "1" if admin
 -- ARGV[6] hold id (jobId form; "" for the expirer)
--- ARGV[7] the record as the caller read it, used only when the bookings hash no longer holds
---         it (a persisted final state is evicted, see ack.lua); "" for the expirer
+-- ARGV[7] the record as the caller read it from Postgres, used only against a tombstone of
+--         the same version (see cancel.lua); "" for the expirer
+-- ARGV[8] fence: the lowest "seq" this Redis may hold (see book.lua)
 -- Replies: {"ok", record} | {"ok", ""} (EXPIRED mode: nothing due) | {"err", CODE, detail}
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
 local mode = ARGV[3]
 local actor = tonumber(ARGV[4])
-if not (booking_id and event_id and actor) or (mode ~= "RELEASED" and mode ~= "EXPIRED") then
+local floor = tonumber(ARGV[8])
+if not (booking_id and event_id and actor and floor)
+    or (mode ~= "RELEASED" and mode ~= "EXPIRED") then
   return {"err", "INVALID_INPUT", 0}
 end
 
+local fence = redis.call("HMGET", KEYS[5], "seq", "frozen")
+if fence[2] or tonumber(fence[1] or "0") < floor then
+  return {"err", "INVENTORY_NOT_READY", tonumber(fence[1] or "0")}
+end
+
 local raw = redis.call("HGET", KEYS[3], ARGV[1])
-if not raw and ARGV[7] and ARGV[7] ~= "" then raw = ARGV[7] end
+if raw and string.byte(raw, 1) ~= 123 then  -- a tombstone: persisted, so not a live hold
+  if mode == "EXPIRED" then
+    redis.call("ZREM", KEYS[6], ARGV[1])
+    return {"ok", ""}
+  end
+  local copy = ARGV[7] ~= "" and cjson.decode(ARGV[7])
+  if not copy or copy.id ~= booking_id or copy.v ~= tonumber(raw) then
+    return {"err", "STALE_RECORD", tonumber(raw)}
+  end
+  raw = ARGV[7]
+end
 local r = raw and cjson.decode(raw)
 local now = redis.call("TIME")
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -51,9 +70,10 @@ local left = redis.call("HINCRBY", KEYS[2], tostring(r.u), -r.s)
 if left <= 0 then redis.call("HDEL", KEYS[2], tostring(r.u)) end
 redis.call("ZREM", KEYS[6], ARGV[1])
 local record = string.format(
-  '{"id":%d,"e":%d,"u":%d,"s":%d,"st":"%s","v":%d,"j":"%s","t":%d,"ut":%d,"x":%d}',
-  r.id, r.e, r.u, r.s, mode, r.v + 1, r.j, r.t, ms, r.x)
+  '{"id":%s,"e":%d,"u":%d,"s":%d,"st":"%s","v":%d,"j":"%s","t":%d,"ut":%d,"x":%d}',
+  ARGV[1], r.e, r.u, r.s, mode, r.v + 1, r.j, r.t, ms, r.x)
 redis.call("HSET", KEYS[3], ARGV[1], record)
 redis.call("RPUSH", KEYS[4], record)
+redis.call("ZADD", KEYS[7], r.u, ARGV[1])
 redis.call("HINCRBY", KEYS[5], "held", -r.s)
 return {"ok", record}

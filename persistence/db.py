@@ -7,6 +7,16 @@ from typing import Any
 
 import asyncpg
 
+# Postgres cannot answer now (down, restarting, unreachable, too slow): the caller degrades
+# or retries; it is not a bad request or a bug.
+POSTGRES_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
 # Any constant will do; it only has to be the same in every process that migrates.
 MIGRATION_LOCK_ID = 0x626F786F  # "boxo"
 

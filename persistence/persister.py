@@ -93,7 +93,7 @@ class Persister:
                 decoded = _decode_all(raws)
                 records.extend(decoded.records)
                 dead[shard].extend(decoded.undecodable)
-                leaving[shard] = decoded.evictable if self.evict else []
+                leaving[shard] = decoded.acked if self.evict else _kept(decoded.acked)
             refused: set[str] = set()
             for record, why in await write_batch(self.pool, records):
                 entry = _dead_entry(json.dumps(msgspec.to_builtins(record)), why)
@@ -130,11 +130,12 @@ class Persister:
     async def _ack(self, shard: int, count: int, dead: list[str], leaving: list[str]) -> bool:
         """Acknowledge a written batch; False when the lease was lost meanwhile (written but
         not acked: the new owner writes it again, and the version guard makes that a no-op).
-        `leaving`: (position, booking id) pairs, flat, of the records Redis may now forget."""
+        `leaving`: (position, booking id, tombstone) triples, flat, of the records Postgres
+        now holds (see lua/ack.lua)."""
         sk = self.keys.shard(shard)
         ack = await self.scripts.ack(
-            keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings],
-            args=[self.token, count, len(leaving) // 2, *leaving, *dead],
+            keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings, sk.pending],
+            args=[self.token, count, len(leaving) // 3, *leaving, *dead],
         )
         if ack[0] == b"err":
             return False
@@ -282,11 +283,13 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
 class _Decoded(NamedTuple):
     records: list[Record]
     undecodable: list[str]  # dead-letter entries
-    evictable: list[str]  # flat (1-based position, booking id) pairs, for ack.lua
+    # Flat (1-based position, booking id, tombstone) triples, for ack.lua: the tombstone is
+    # the version to leave in place of the record, or "0" to keep it (a live hold).
+    acked: list[str]
 
 
 def _decode_all(raws: list[bytes]) -> _Decoded:
-    """A claimed batch, decoded once; what ack.lua needs to evict comes from here too."""
+    """A claimed batch, decoded once; what ack.lua needs comes from here too."""
     decoded = _Decoded([], [], [])
     for position, raw in enumerate(raws, start=1):
         try:
@@ -296,17 +299,24 @@ def _decode_all(raws: list[bytes]) -> _Decoded:
             decoded.undecodable.append(entry)
             continue
         decoded.records.append(record)
-        if record.status != "HELD":
-            decoded.evictable.extend((str(position), str(record.id)))
+        tombstone = "0" if record.status == "HELD" else str(record.version)
+        decoded.acked.extend((str(position), str(record.id), tombstone))
     return decoded
 
 
-def _without(pairs: list[str], booking_ids: set[str]) -> list[str]:
-    """Flat (position, booking id) pairs, less those naming `booking_ids`."""
+def _kept(triples: list[str]) -> list[str]:
+    """The same triples with every record kept in Redis (eviction off)."""
+    kept = list(triples)
+    kept[2::3] = ["0"] * (len(kept) // 3)
+    return kept
+
+
+def _without(triples: list[str], booking_ids: set[str]) -> list[str]:
+    """Flat triples, less those naming `booking_ids`."""
     kept: list[str] = []
-    for i in range(0, len(pairs), 2):
-        if pairs[i + 1] not in booking_ids:
-            kept.extend(pairs[i : i + 2])
+    for i in range(0, len(triples), 3):
+        if triples[i + 1] not in booking_ids:
+            kept.extend(triples[i : i + 3])
     return kept
 
 

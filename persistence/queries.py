@@ -103,6 +103,11 @@ async def event_by_id(conn: Any, event_id: int, for_update: bool = False) -> Row
     )
 
 
+async def any_event_by_id(conn: Any, event_id: int) -> Row | None:
+    """An event whatever its status (a deleted event still names its bookings)."""
+    return await conn.fetchrow(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1", event_id)
+
+
 async def list_events(pool: Any, offset: int, limit: int) -> list[Row]:
     return list(
         await pool.fetch(
@@ -142,6 +147,14 @@ async def bookings_of_user(pool: Any, user_id: int, offset: int, limit: int) -> 
             limit,
         )
     )
+
+
+async def persisted_ids(pool: Any, booking_ids: list[int]) -> set[int]:
+    """Which of these bookings Postgres holds (at any version); no query for none."""
+    if not booking_ids:
+        return set()
+    rows = await pool.fetch("SELECT id FROM bookings WHERE id = ANY($1::bigint[])", booking_ids)
+    return {int(r["id"]) for r in rows}
 
 
 async def persisted_version(pool: Any, booking_id: int) -> int | None:

@@ -33,6 +33,13 @@ FROM bookings WHERE event_id = $1
 """
 
 
+_BOOKINGS_AFTER = """
+SELECT id, user_id, event_id, seats, status, version, job_id, confirmed_at, updated_at,
+       expires_at
+FROM bookings WHERE id > $1 ORDER BY id LIMIT $2
+"""
+
+
 @dataclass
 class EventDrift:
     event_id: int
@@ -219,13 +226,11 @@ class Reconciler:
         return True
 
     async def raise_sequences(self) -> None:
-        """New booking ids must not reuse an id Postgres or the outbox already holds."""
+        """New booking ids must not reuse an id Postgres or the outbox already holds, and
+        every fence floor (Postgres's marks, see migration 0008) must pass again."""
         floors: dict[int, int] = {}
-        rows = await self.pool.fetch(
-            "SELECT id % $1 AS shard, max(id) AS top FROM bookings GROUP BY 1", SHARD_SPACE
-        )
-        for row in rows:
-            floors[int(row["shard"])] = int(row["top"]) // SHARD_SPACE
+        for row in await self.pool.fetch("SELECT shard, top_id FROM shard_marks"):
+            floors[int(row["shard"])] = int(row["top_id"]) // SHARD_SPACE
         for shard in range(self.keys.shard_count):
             snap_pending = await self.recovery.snapshot_pending(shard)
             for record in snap_pending:
@@ -238,16 +243,40 @@ class Reconciler:
         """Load every event whose inventory is missing (never touching loaded ones)."""
         await self.raise_sequences()
         rebuilt = []
-        live: dict[int, int] = defaultdict(int)
-        held: dict[int, int] = defaultdict(int)
         for drift in await self.report(progress=progress):
             if not drift.loaded and await self.repair(drift):
                 rebuilt.append(drift)
-                live[self.keys.shard_of_event(drift.event_id)] += len(drift.confirmed)
-                held[self.keys.shard_of_event(drift.event_id)] += drift.expected_held
-        for shard, count in live.items():
-            await self.recovery.set_live_count(shard, count, held[shard])
         return rebuilt
+
+    async def recover(self) -> tuple[list[EventDrift], int]:
+        """After Redis lost data or came back older, with every shard frozen (nothing sells
+        meanwhile): raise the booking ticks, bring every booking record up to Postgres's
+        version, repair every event's counters and per-user seats (loading missing ones),
+        and recount each shard's live bookings and held seats. Returns (repaired events,
+        records restored)."""
+        await self.raise_sequences()
+        restored = await self.restore_all_records()
+        report, repaired = await self.repair_all()
+        live: dict[int, int] = defaultdict(int)
+        held: dict[int, int] = defaultdict(int)
+        for drift in report:
+            live[self.keys.shard_of_event(drift.event_id)] += len(drift.confirmed)
+            held[self.keys.shard_of_event(drift.event_id)] += drift.expected_held
+        for shard in range(self.keys.shard_count):
+            await self.recovery.set_live_count(shard, live[shard], held[shard])
+        return repaired, restored
+
+    async def restore_all_records(self, chunk: int = 5000) -> int:
+        """Every booking Postgres holds, in id order a chunk at a time, restored into Redis
+        where Redis lacks it or holds an older version (engine.recovery.restore_records)."""
+        restored = 0
+        after = -1
+        while True:
+            rows = await self.pool.fetch(_BOOKINGS_AFTER, after, chunk)
+            if not rows:
+                return restored
+            restored += await self.recovery.restore_records(record_of_row(r) for r in rows)
+            after = int(rows[-1]["id"])
 
     async def repair_all(
         self,

@@ -41,13 +41,33 @@ FROM {STAGE_TABLE}
 ON CONFLICT (id) DO UPDATE
 SET seats = EXCLUDED.seats, status = EXCLUDED.status, version = EXCLUDED.version,
     updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at, persisted_at = now()
-WHERE bookings.version < EXCLUDED.version
+WHERE bookings.version < EXCLUDED.version AND bookings.job_id = EXCLUDED.job_id
 """
+
+# One statement, one round trip, before the upsert: raise each shard's mark (the highest id
+# persisted, the API's fence floor; see migration 0008) and find collisions. One booking's
+# write must never land on another's row: an id already held by a booking with another jobId
+# is an id handed out twice, refused as a dead letter (the marks roll back with the batch).
+MARK_AND_FIND_COLLISIONS = f"""
+WITH marked AS (
+    INSERT INTO shard_marks (shard, top_id)
+    SELECT (id % 1024)::INTEGER, max(id) FROM {STAGE_TABLE} GROUP BY 1
+    ON CONFLICT (shard) DO UPDATE SET top_id = EXCLUDED.top_id
+    WHERE shard_marks.top_id < EXCLUDED.top_id
+    RETURNING 1
+)
+SELECT s.id FROM {STAGE_TABLE} s JOIN bookings b ON b.id = s.id WHERE b.job_id <> s.job_id
+"""
+
+
+class IdCollision(Exception):
+    """A record's booking id belongs to another booking in Postgres (another jobId)."""
 
 # Errors that say "this record can never be written", as opposed to "Postgres is unwell".
 POISON_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.DataError,
+    IdCollision,
 )
 
 
@@ -90,6 +110,9 @@ async def write_records(conn: Any, records: Sequence[Record], clear: bool = Fals
     await conn.copy_records_to_table(
         STAGE_TABLE, records=[_row(r) for r in latest_versions(records)], columns=_COLUMNS
     )
+    clashes = await conn.fetch(MARK_AND_FIND_COLLISIONS)
+    if clashes:
+        raise IdCollision(f"booking id {clashes[0]['id']} belongs to another booking (jobId)")
     await conn.execute(UPSERT)
     if clear:
         await conn.execute(f"DELETE FROM {STAGE_TABLE}")

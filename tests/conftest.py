@@ -109,7 +109,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def config(pg_dsn: str, pool: Any, redis: Redis, redis_url: str) -> AsyncIterator[Config]:
     """A fresh key space and empty tables for each test; both cleaned after it."""
-    await pool.execute("TRUNCATE bookings, events, users RESTART IDENTITY CASCADE")
+    await pool.execute("TRUNCATE bookings, events, users, shard_marks RESTART IDENTITY CASCADE")
     cfg = Config.from_env(
         {},
         database_url=pg_dsn,

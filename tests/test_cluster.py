@@ -131,7 +131,7 @@ async def test_concurrent_bookings_never_oversell_on_three_masters(
 async def test_the_persister_drains_every_masters_outbox_into_postgres(
     pool: Any, cengine: Engine, cluster_client: Any, ckeys: KeySpace
 ):
-    await pool.execute("TRUNCATE bookings, events, users RESTART IDENTITY CASCADE")
+    await pool.execute("TRUNCATE bookings, events, users, shard_marks RESTART IDENTITY CASCADE")
     placed = await _events_on_every_master(pool, cengine, cluster_client, capacity=10, per_node=1)
     users = await insert_users(pool, 5)
     booked = [(await cengine.book(e, u)).record for e in placed for u in users]

@@ -7,6 +7,7 @@ import asyncio
 
 from engine.errors import Code, EngineError
 from engine.holds import Holds
+from engine.records import is_record, tombstone_version
 from persistence.persister import Persister
 from tests.support import auth, insert_users
 from tests.test_api_bookings import available, create_event
@@ -24,13 +25,15 @@ async def test_persisted_records_leave_redis_and_postgres_has_each_latest_versio
     holds = Holds(engine)
     held = [(await holds.hold(event_id, u, 1, 60_000, 600_000)).record for u in users[20:]]
     assert await persister.drain_once() == 20 + 5 + 10
-    remaining = await engine.redis.hvals(keys.event(event_id).shard_keys.bookings)
-    assert sorted(r for r in remaining) == sorted(
-        r for r in await engine.redis.hvals(keys.event(event_id).shard_keys.bookings)
-    )
-    from engine.records import decode_record
-
-    assert {decode_record(r).id for r in remaining} == {h.id for h in held}  # live holds stay
+    remaining = await engine.redis.hgetall(keys.event(event_id).shard_keys.bookings)
+    records = {int(i) for i, raw in remaining.items() if is_record(raw)}
+    assert records == {h.id for h in held}  # live holds stay
+    tombstones = {
+        int(i): tombstone_version(raw)
+        for i, raw in remaining.items()
+        if i not in {str(h.id).encode() for h in held}
+    }
+    assert tombstones == {r.id: 2 if r in booked[:5] else 1 for r in booked}  # the versions
     latest = {r.id: r for r in engine.journal}  # every version this engine produced, in order
     rows = await pool.fetch("SELECT id, status, version FROM bookings")
     assert {(r["id"], r["status"], r["version"]) for r in rows} == {
@@ -45,10 +48,10 @@ async def test_cancel_and_status_after_eviction(client, accounts, persister: Per
     booked = await (await client.post(f"/api/bookings/{event_id}/book", headers=auth(owner))).json()
     await persister.drain_once()
     shard = services.keys.event(event_id).shard_keys
-    assert await services.redis.hlen(shard.bookings) == 0
+    booking_id = booked["booking"]["id"]
+    assert await services.redis.hget(shard.bookings, str(booking_id)) == b"1"  # a tombstone
     status = await (await client.get(booked["statusEndpoint"])).json()
     assert status["persisted"] is True and status["result"]["bookingStatus"] == "CONFIRMED"
-    booking_id = booked["booking"]["id"]
     forbidden = await client.delete(f"/api/bookings/{booking_id}/cancel", headers=auth(other))
     assert forbidden.status == 403
     ok, again = await asyncio.gather(
@@ -76,7 +79,7 @@ async def test_a_lapsed_hold_evicted_after_expiry_still_refuses_confirmation(
     await asyncio.sleep(0.01)
     await persister.drain_once()  # expires it, then persists and evicts the EXPIRED record
     sk = engine.keys.event(event_id).shard_keys
-    assert await engine.redis.hget(sk.bookings, str(hold.id)) is None
+    assert await engine.redis.hget(sk.bookings, str(hold.id)) == b"2"  # EXPIRED's tombstone
     try:
         await holds.confirm(hold.job_id, user)
     except EngineError as exc:
@@ -124,7 +127,7 @@ async def test_a_record_changed_after_its_claim_stays_until_its_new_version_is_p
         live = await engine.redis.hget(bookings, str(record.id))
         assert live is not None and decode_record(live).status == "CANCELLED"
         assert await persister.flush_shard(shard) == 1  # the cancel itself
-        assert await engine.redis.hget(bookings, str(record.id)) is None
+        assert await engine.redis.hget(bookings, str(record.id)) == b"2"  # the cancel's tombstone
     finally:
         await persister.leases.release_all()
 
@@ -139,6 +142,6 @@ async def test_a_dead_lettered_booking_stays_readable_in_redis(pool, engine, per
     orphan = (await engine.book(event_id, 999_999)).record  # no such user
     assert await persister.drain_once() == 2
     bookings = keys.event(event_id).shard_keys.bookings
-    assert await engine.redis.hexists(bookings, str(kept.id)) == 0  # persisted: evicted
+    assert await engine.redis.hget(bookings, str(kept.id)) == b"1"  # persisted: a tombstone
     assert await engine.get_booking(orphan.id) == orphan  # dead-lettered: still in Redis
     assert await engine.redis.llen(keys.event(event_id).shard_keys.dead) == 1

@@ -19,7 +19,7 @@ def test_all_keys_of_an_event_share_one_hash_tag():
     keys = KeySpace("p", 16)
     ek = keys.event(42)
     sk = ek.shard_keys
-    names = [ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, sk.inflight, sk.dead]
+    names = [ek.inventory, ek.users, sk.bookings, sk.outbox, sk.pending, sk.inflight, sk.dead]
     names.append(keys.idempotency(ek.shard, 5, "abc"))
     names.append(keys.idempotency(ek.shard, 5, ""))  # the placeholder when no key is sent
     assert {tag(n) for n in names} == {"s10"}

@@ -27,6 +27,7 @@ from api.schemas import (
 from engine.errors import Code, EngineError
 from engine.records import Record
 from persistence import queries
+from persistence.db import POSTGRES_DOWN
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 JOB_ID = re.compile(r"^([0-9]{1,16})-([0-9a-f]{24})$")
@@ -71,12 +72,10 @@ async def not_loaded_error(svc: Services, event_id: int) -> ApiError:
 async def book(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     event_id = path_id(request)
+    svc = services(request)
+    await svc.limits.hit_booking(principal.id)  # before the body: a flood sends it in vain
     body = await read_body(request, BookRequest, optional=True)
     idempotency_key = idempotency_key_of(request)
-    svc = services(request)
-    if not svc.watcher.ready:
-        raise from_engine(Code.EVENT_NOT_LOADED)
-    await svc.limits.hit_booking(principal.id)
     try:
         result = await svc.engine.book(event_id, principal.id, body.seats, idempotency_key)
     except EngineError as exc:
@@ -110,7 +109,7 @@ async def _event_display(svc: Services, event_id: int) -> tuple[str, str, str]:
     inventory_key = svc.keys.event(event_id).inventory
     fields: list[Any] = await svc.redis.hmget(inventory_key, ["name", "venue", "time"])
     if fields[0] is None:
-        row = await queries.event_by_id(svc.pool, event_id)
+        row = await queries.any_event_by_id(svc.pool, event_id)
         if row is None:
             return "", "", ""
         return row["name"], row["venue"], row["time"].isoformat()
@@ -151,27 +150,80 @@ async def job_status(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
+    """The caller's bookings, newest first, reading its own writes: records Redis holds and
+    Postgres does not yet come first (newest first), and a newer version waiting in Redis
+    overrides the row Postgres holds; then Postgres's rows by id, the page shifted by the
+    fresh ones. While Postgres is down the fresh records still answer (page 1 on)."""
     principal = await authenticate(request)
     page = query_int(request, "page", 1, 1, 1_000_000)
     limit = query_int(request, "limit", 50, 1, 100)
-    rows = await queries.bookings_of_user(
-        services(request).pool, principal.id, (page - 1) * limit, limit
-    )
-    items = [
-        HistoryItem(
-            id=r["id"],
-            user_id=r["user_id"],
-            event_id=r["event_id"],
-            seats=r["seats"],
-            status=r["status"],
-            job_id=r["job_id"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-            event=EventSummary(r["event_id"], r["event_name"], r["event_venue"], r["event_time"]),
-        )
-        for r in rows
-    ]
+    svc = services(request)
+    pending = await svc.engine.pending_of_user(principal.id)
+    start = (page - 1) * limit
+    try:
+        known = await queries.persisted_ids(svc.pool, [r.id for r in pending])
+        fresh = [r for r in pending if r.id not in known]
+        fresh_page = fresh[start : start + limit]
+        room = limit - len(fresh_page)
+        offset = max(0, start - len(fresh))
+        rows = await queries.bookings_of_user(svc.pool, principal.id, offset, room) if room else []
+    except POSTGRES_DOWN:
+        fresh_page, rows = pending[start : start + limit], []
+    newer = {r.id: r for r in pending}
+    events = await _event_summaries(svc, {r.event_id for r in fresh_page})
+    items = [_history_of_record(r, events[r.event_id]) for r in fresh_page]
+    items += [_history_of_row(row, newer.get(row["id"])) for row in rows]
     return json_response(items, headers={"X-Page": str(page), "X-Limit": str(limit)})
+
+
+def _history_of_record(record: Record, event: EventSummary) -> HistoryItem:
+    out = booking_out(record)
+    return HistoryItem(
+        id=record.id,
+        user_id=record.user_id,
+        event_id=record.event_id,
+        seats=record.seats,
+        status=record.status,
+        job_id=record.job_id,
+        created_at=out.created_at,
+        updated_at=out.updated_at,
+        event=event,
+    )
+
+
+def _history_of_row(row: Any, newer: Record | None) -> HistoryItem:
+    """A Postgres row, with the status of a newer version still on its way, if any."""
+    fresher = newer is not None and newer.version > row["version"]
+    return HistoryItem(
+        id=row["id"],
+        user_id=row["user_id"],
+        event_id=row["event_id"],
+        seats=row["seats"],
+        status=newer.status if newer is not None and fresher else row["status"],
+        job_id=row["job_id"],
+        created_at=row["created_at"],
+        updated_at=_ts(newer.updated_ms) if newer is not None and fresher else row["updated_at"],
+        event=EventSummary(
+            row["event_id"], row["event_name"], row["event_venue"], row["event_time"]
+        ),
+    )
+
+
+async def _event_summaries(svc: Services, event_ids: set[int]) -> dict[int, EventSummary]:
+    """Display fields of a few events, from Redis's inventory (so history answers while
+    Postgres is down), else from Postgres."""
+    found: dict[int, EventSummary] = {}
+    for event_id in event_ids:
+        name, venue, when = await _event_display(svc, event_id)
+        found[event_id] = EventSummary(event_id, name, venue, _parse_time(when))
+    return found
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.fromtimestamp(0, tz=UTC)
 
 
 async def cancel(request: web.Request) -> web.Response:

@@ -47,8 +47,8 @@ async def book(request: web.Request) -> web.Response:
     sk = ek.shard_keys
     user = next(_users)
     reply = await request.app[BOOK](
-        keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.seq, "", sk.stats],
-        args=[event_id, user, 1, ek.shard, "ab12", "", 60, SHARD_SPACE],
+        keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.pending, "", sk.stats],
+        args=[event_id, user, 1, ek.shard, "ab12", "", 60, SHARD_SPACE, 0],
     )
     if reply[0] != b"ok":
         return web.Response(body=reply[1], status=409, content_type="application/json")

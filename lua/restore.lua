@@ -1,0 +1,38 @@
+-- restore.lua: after Redis lost data or came back older (recovery, while the shard is
+-- frozen), bring booking records up to the versions Postgres holds. A record Redis lacks, or
+-- holds at an older version, becomes Postgres's version: a live hold as its full record and
+-- back in the expiries; anything else as a tombstone (its version), out of the expiries, so a
+-- stale hold never comes back to hand its seats out again. A newer version in Redis (one
+-- still on its way to Postgres) is kept; the same version of a live hold is put back in the
+-- expiries if they lost it. Every restored id leaves the pending index.
+-- KEYS[1] bookings {p}:{sN}:bookings   KEYS[2] holds {p}:{sN}:holds   KEYS[3] pending
+-- ARGV: groups of four: booking id, version, the full record JSON for a live hold or "",
+--       the hold's expiry (ms) or 0
+-- Replies: {"ok", records changed}
+local changed = 0
+for i = 1, #ARGV, 4 do
+  local id, version = ARGV[i], tonumber(ARGV[i + 1])
+  local cur = redis.call("HGET", KEYS[1], id)
+  local cur_version = -1
+  if cur then
+    if string.byte(cur, 1) == 123 then
+      cur_version = tonumber(cjson.decode(cur).v)
+    else
+      cur_version = tonumber(cur)
+    end
+  end
+  if cur_version < version then
+    if ARGV[i + 2] ~= "" then
+      redis.call("HSET", KEYS[1], id, ARGV[i + 2])
+      redis.call("ZADD", KEYS[2], ARGV[i + 3], id)
+    else
+      redis.call("HSET", KEYS[1], id, ARGV[i + 1])
+      redis.call("ZREM", KEYS[2], id)
+    end
+    redis.call("ZREM", KEYS[3], id)
+    changed = changed + 1
+  elseif cur_version == version and ARGV[i + 2] ~= "" then
+    redis.call("ZADD", KEYS[2], ARGV[i + 3], id)  -- the same live hold: make sure it lapses
+  end
+end
+return {"ok", changed}

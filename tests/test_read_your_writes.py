@@ -1,0 +1,88 @@
+"""Reads see the caller's own writes (DESIGN invariant 8): a booking answered 2xx is in its
+owner's history at once, with its current status, whatever the write-behind is doing: not
+yet run, paused, half way, or with Postgres down."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import init_app
+from api.context import SERVICES
+from persistence.db import ensure_database, migrate_dsn
+from tests.pgserver import PgServer, pg_server_or_skip
+from tests.support import auth, insert_users
+from tests.test_api_bookings import create_event
+
+
+async def history(client: Any, token: str, query: str = "") -> list[dict[str, Any]]:
+    response = await client.get(f"/api/bookings/history{query}", headers=auth(token))
+    assert response.status == 200, await response.text()
+    return list(await response.json())
+
+
+async def test_history_shows_a_booking_in_the_next_request_and_its_cancel(
+    client, accounts, persister
+):
+    _, admin = await accounts.admin()
+    _, user = await accounts.user()
+    first, second = await create_event(client, admin), await create_event(client, admin)
+    booked = await (await client.post(f"/api/bookings/{first}/book", headers=auth(user))).json()
+    booking_id = booked["booking"]["id"]
+    [item] = await history(client, user)  # no persister has run: Redis only
+    assert (item["id"], item["status"], item["jobId"]) == (booking_id, "CONFIRMED", booked["jobId"])
+    assert item["event"]["id"] == first and item["event"]["name"] == "Show"
+
+    await persister.drain_once()  # now in Postgres, evicted from Redis
+    cancel = await client.delete(f"/api/bookings/{booking_id}/cancel", headers=auth(user))
+    assert cancel.status == 200
+    [item] = await history(client, user)  # Postgres says CONFIRMED; Redis's newer version wins
+    assert (item["id"], item["status"]) == (booking_id, "CANCELLED")
+
+    again = await (await client.post(f"/api/bookings/{second}/book", headers=auth(user))).json()
+    items = await history(client, user)
+    assert [i["id"] for i in items] == [again["booking"]["id"], booking_id]  # newest first
+    assert [i["id"] for i in await history(client, user, "?limit=1")] == [again["booking"]["id"]]
+    assert [i["id"] for i in await history(client, user, "?limit=1&page=2")] == [booking_id]
+    await persister.drain_once()
+    assert [(i["id"], i["status"]) for i in await history(client, user)] == [
+        (again["booking"]["id"], "CONFIRMED"),
+        (booking_id, "CANCELLED"),
+    ]
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PgServer]:
+    with pg_server_or_skip() as server:
+        yield server
+
+
+async def test_history_reads_redis_while_postgres_is_down(config, private_pg):
+    dsn = private_pg.dsn_for("boxoffice")
+    await ensure_database(dsn)
+    await migrate_dsn(dsn)
+    config = dataclasses.replace(config, database_url=dsn)
+    async with TestClient(TestServer(init_app(config))) as client:
+        svc = client.app[SERVICES]
+        [admin_id] = await insert_users(svc.pool, 1, "ADMIN", prefix="admin")
+        [user_id] = await insert_users(svc.pool, 1)
+        admin = svc.tokens.issue(admin_id, "a@example.com", "ADMIN")
+        user = svc.tokens.issue(user_id, "u@example.com", "USER")
+        event_id = await create_event(client, admin)
+        booked = await client.post(f"/api/bookings/{event_id}/book", headers=auth(user))
+        assert booked.status == 202
+        await asyncio.to_thread(private_pg.stop, "fast")
+        try:
+            [item] = await history(client, user)
+            assert (item["id"], item["status"]) == (
+                (await booked.json())["booking"]["id"],
+                "CONFIRMED",
+            )
+            assert item["event"]["id"] == event_id and item["event"]["venue"] == "Hall"
+        finally:
+            await asyncio.to_thread(private_pg.start)
