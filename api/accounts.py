@@ -66,6 +66,8 @@ class AccountStates:
         self._size = size
         self._entries: dict[int, tuple[float, AccountState | None]] = {}
         self._changes = 0  # bumped on every eviction: a load that straddles one is not kept
+        self._waiting: dict[int, asyncio.Future[AccountState | None]] = {}
+        self._batches: set[asyncio.Task[None]] = set()
         self.listening = False
 
     def cached(self, user_id: int) -> Cached:
@@ -78,16 +80,42 @@ class AccountStates:
         return entry[1]
 
     async def load(self, user_id: int) -> AccountState | None:
-        """Ask Postgres; keep the answer unless a change to any account arrived meanwhile."""
+        """Ask Postgres. Every miss of one event-loop tick shares one query (a cold cache
+        under load would otherwise queue a pool connection per request)."""
+        future = self._waiting.get(user_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[user_id] = future
+            if len(self._waiting) == 1:
+                asyncio.get_running_loop().call_soon(self._start_batch)
+        return await asyncio.shield(future)
+
+    def _start_batch(self) -> None:
+        batch, self._waiting = self._waiting, {}
+        task = asyncio.ensure_future(self._load_batch(batch))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _load_batch(self, batch: dict[int, asyncio.Future[AccountState | None]]) -> None:
         changes = self._changes
-        async with self._pool.acquire() as conn:
-            found = await sql.states(conn, [user_id])
-        state = AccountState(*found[user_id]) if user_id in found else None
-        if self.listening and changes == self._changes:
-            if len(self._entries) >= self._size:
-                self._entries.clear()  # rare; each entry is one cheap query to get back
-            self._entries[user_id] = (time.monotonic() + self._max_age, state)
-        return state
+        try:
+            async with self._pool.acquire() as conn:
+                found = await sql.states(conn, list(batch))
+        except Exception as exc:  # each waiter raises it (503 by the middleware)
+            for future in batch.values():
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        keep = self.listening and changes == self._changes  # no change arrived meanwhile
+        if keep and len(self._entries) + len(batch) > self._size:
+            self._entries.clear()  # rare; each entry is one cheap query to get back
+        expires = time.monotonic() + self._max_age
+        for user_id, future in batch.items():
+            state = AccountState(*found[user_id]) if user_id in found else None
+            if keep:
+                self._entries[user_id] = (expires, state)
+            if not future.done():
+                future.set_result(state)
 
     def forget(self, user_id: int) -> None:
         self._changes += 1

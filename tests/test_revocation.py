@@ -196,3 +196,21 @@ async def test_refresh_rotates_and_kinds_do_not_mix(client):
 @pytest.mark.parametrize("route", ["/api/auth/logout", "/api/auth/logout-all"])
 async def test_logging_out_needs_a_live_token(client, route):
     assert (await client.post(route)).status == 401
+
+
+async def test_cold_cache_misses_of_one_tick_share_one_query(services, accounts, monkeypatch):
+    """A cold cache under load must not queue a pool connection per request."""
+    from persistence import accounts as sql
+
+    users = await accounts.make(50)
+    calls: list[int] = []
+    real = sql.states
+
+    async def counting(conn: Any, user_ids: list[int]) -> Any:
+        calls.append(len(user_ids))
+        return await real(conn, user_ids)
+
+    monkeypatch.setattr(sql, "states", counting)
+    states = await asyncio.gather(*(services.accounts.load(u) for u, _ in users))
+    assert all(s is not None and s.role == "USER" for s in states)
+    assert calls == [50]
