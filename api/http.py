@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
+from api.context import CONFIG
 from api.errors import ApiError, bad_request
 
 T = TypeVar("T")
@@ -33,7 +35,7 @@ def json_response(
 
 async def read_body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
     """Decode and validate a JSON body into `kind`. An empty body is `kind()` when optional."""
-    raw = await request.read()
+    raw = await read_within_deadline(request)
     if not raw.strip():
         if optional:
             return kind()
@@ -48,6 +50,21 @@ async def read_body(request: web.Request, kind: type[T], *, optional: bool = Fal
         # msgspec guards its C recursion with Python's limit: ~30,000 nested arrays raise
         # RecursionError, not DecodeError. No body of ours nests more than two levels.
         raise bad_request("JSON nested too deeply", "INVALID_JSON") from None
+
+
+async def read_within_deadline(request: web.Request) -> bytes:
+    """The whole body within BOXOFFICE_BODY_DEADLINE_SECONDS of starting to read it, or 408
+    and the connection closed: a client sending a byte every 15 s used to hold its
+    connection (and a descriptor) for as long as it liked. A body already received (the
+    common case: small JSON arrives with its headers) is read without arming a timer."""
+    if request.content.is_eof():
+        return await request.read()
+    try:
+        async with asyncio.timeout(request.app[CONFIG].body_deadline_seconds):
+            return await request.read()
+    except TimeoutError:
+        # The middleware sends the 408 and closes (no lingering read of the rest).
+        raise ApiError(408, "REQUEST_TIMEOUT", "Request body not received in time") from None
 
 
 def path_id(request: web.Request, name: str = "id") -> int:

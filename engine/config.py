@@ -82,6 +82,11 @@ class Config:
         1800, "BOXOFFICE_HOLD_TTL_MAX_SECONDS", "The longest `ttlSeconds` a client may ask for."
     )
     max_body_bytes: int = _setting(65536, "BOXOFFICE_MAX_BODY_BYTES", "Request body cap (413).")
+    body_deadline_seconds: int = _setting(
+        10,
+        "BOXOFFICE_BODY_DEADLINE_SECONDS",
+        "Whole request body read deadline, seconds (408 and the connection closed).",
+    )
     events_cache_seconds: int = _setting(
         60, "BOXOFFICE_EVENTS_CACHE_SECONDS", "TTL of the cached event list."
     )
@@ -208,6 +213,7 @@ class Config:
             "db_pool_size",
             "jwt_ttl_seconds",
             "refresh_ttl_seconds",
+            "body_deadline_seconds",
             "account_cache_seconds",
             "persister_parallel",
         ):

@@ -41,11 +41,12 @@ def hold_out(record: Record, replayed: bool = False) -> HoldOut:
 async def hold(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     event_id = path_id(request)
+    svc = services(request)
+    # A hold takes seats like a booking: it shares the per-user booking limit, counted
+    # before the body is read (a flood sends its bodies in vain).
+    await svc.limits.hit_booking(principal.id)
     body = await read_body(request, HoldRequest, optional=True)
     idempotency_key = idempotency_key_of(request)
-    svc = services(request)
-    # A hold takes seats like a booking: it shares the per-user booking limit.
-    await svc.limits.hit_booking(principal.id)
     longest = svc.config.hold_ttl_max_seconds
     ttl = svc.config.hold_ttl_seconds if body.ttl_seconds is None else body.ttl_seconds
     if ttl > longest:
