@@ -12,21 +12,26 @@ import dataclasses
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import init_app
 from api.context import SERVICES, Services
+from api.embedded import free_port
+from engine.booking import Engine
 from engine.config import Config
+from engine.keys import KeySpace
 from engine.redis_client import connect
 from persistence.expirer import Expirer
 from persistence.persister import Persister
 from persistence.reconcile import Reconciler
 from tests.redisserver import RedisServer
-from tests.support import auth, drained
+from tests.support import Proc, auth, drained, env_of, wait_http
 from tests.test_api_bookings import create_event
 
 
@@ -144,8 +149,7 @@ async def test_a_hold_confirmed_after_the_snapshot_is_not_handed_out_again(
         assert await inventory_of(client, event_id) == (0, 0)
         await persist_all(svc, pool)
     sold = await pool.fetchval(
-        "SELECT coalesce(sum(seats), 0) FROM bookings WHERE event_id = $1"
-        " AND status = 'CONFIRMED'",
+        "SELECT coalesce(sum(seats), 0) FROM bookings WHERE event_id = $1 AND status = 'CONFIRMED'",
         event_id,
     )
     assert sold == 1
@@ -228,3 +232,141 @@ async def test_a_process_that_never_saw_the_old_redis_sells_nothing_on_it(
     rows = await pool.fetch("SELECT id, user_id, job_id, status FROM bookings")
     assert {r["id"]: (r["user_id"], r["job_id"]) for r in rows} == answered
     assert all(r["status"] == "CONFIRMED" for r in rows)
+
+
+@dataclass
+class Storm:
+    """Clients of two API processes that keep every 2xx answer: booking id -> (user, jobId,
+    seats, the status it must end with). A 503 (recovery under way) is retried."""
+
+    session: aiohttp.ClientSession
+    urls: list[str]
+    event_id: int = 0
+    answered: dict[int, tuple[int, str, int, str]] = field(default_factory=dict)
+
+    async def call(self, i: int, method: str, path: str, token: str, **kw: Any) -> Any:
+        deadline = time.monotonic() + 20
+        while True:
+            async with self.session.request(
+                method, self.urls[i % 2] + path, headers=auth(token), **kw
+            ) as response:
+                body = await response.json()
+                if response.status != 503 or time.monotonic() > deadline:
+                    return response.status, body
+
+    def answer(self, booking_id: int, user_id: int, job_id: str, seats: int, final: str) -> None:
+        assert booking_id not in self.answered, "an id answered twice"
+        self.answered[booking_id] = (user_id, job_id, seats, final)
+
+    async def book(self, i: int, user: tuple[int, str]) -> int | None:
+        status, body = await self.call(i, "POST", f"/api/bookings/{self.event_id}/book", user[1])
+        if status != 202:
+            assert status == 409 and body["code"] == "SOLD_OUT", body
+            return None
+        self.answer(body["booking"]["id"], user[0], body["jobId"], 1, "CONFIRMED")
+        return int(body["booking"]["id"])
+
+    async def cancel(self, i: int, user: tuple[int, str], booking_id: int | None) -> None:
+        assert booking_id is not None
+        status, body = await self.call(i, "DELETE", f"/api/bookings/{booking_id}/cancel", user[1])
+        assert status == 200, body
+        self.answered[booking_id] = (*self.answered[booking_id][:3], "CANCELLED")
+
+    async def hold(self, i: int, user: tuple[int, str], then: str) -> None:
+        """Hold, then confirm, release, or let it lapse."""
+        path = f"/api/bookings/{self.event_id}/hold"
+        status, body = await self.call(i, "POST", path, user[1], json={"ttlSeconds": 2})
+        if status != 201:
+            assert status == 409 and body["code"] == "SOLD_OUT", body
+            return
+        final = {"confirm": "CONFIRMED", "release": "RELEASED", "lapse": "EXPIRED"}[then]
+        self.answer(body["bookingId"], user[0], body["holdId"], 1, final)
+        hold = f"/api/bookings/holds/{body['holdId']}"
+        if then == "confirm":
+            status, body = await self.call(i, "POST", f"{hold}/confirm", user[1])
+            assert status == 202 and body["replayed"] is False, body
+        elif then == "release":
+            status, body = await self.call(i, "DELETE", hold, user[1])
+            assert status == 200, body
+
+
+async def _serve_two_and_persist(config: Config, tmp: Path) -> tuple[list[Proc], list[str]]:
+    env = env_of(config, BOXOFFICE_REBUILD_GRACE_MS="300", BOXOFFICE_EPOCH_CHECK_MS="100")
+    procs, urls = [], []
+    for name in ("a", "b"):
+        port = free_port()
+        procs.append(Proc(["serve", "--port", str(port)], env, tmp / f"{name}.log"))
+        urls.append(f"http://127.0.0.1:{port}")
+        await wait_http(f"{urls[-1]}/healthz", procs[-1])
+    procs.append(Proc(["persist"], env, tmp / "persist.log"))
+    return procs, urls
+
+
+async def test_a_storm_over_two_processes_after_a_rollback_oversells_and_loses_nothing(
+    config, pool, accounts, rollback_redis, tmp_path
+):
+    """Two API processes and a persister: 80 of 100 seats sold and persisted, 40 of them
+    after the snapshot; Redis SIGKILLed and started on the snapshot; then books, holds,
+    confirms, releases, lapsing holds and cancels (of bookings the snapshot has, and of
+    bookings it lost) over both processes."""
+    config = on(config, rollback_redis)
+    _, admin = await accounts.admin()
+    early, late, crowd = await accounts.make(40), await accounts.make(40), await accounts.make(160)
+    redis = connect(rollback_redis.url)
+    keys = KeySpace(config.key_prefix, config.shard_count)
+
+    async def persisted() -> bool:
+        return await drained(redis, keys)
+
+    procs, urls = await _serve_two_and_persist(config, tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            storm = Storm(session, urls)
+            event = {"name": "Rollback", "venue": "Hall", "time": "2030-01-01T00:00:00Z"}
+            status, created = await storm.call(
+                0, "POST", "/api/events/create", admin, json={**event, "capacity": 100}
+            )
+            assert status == 200, created
+            storm.event_id = created["id"]
+            first = await asyncio.gather(*(storm.book(i, u) for i, u in enumerate(early)))
+            await eventually(persisted, 20, "the first 40 persisted")
+            await rollback_redis.snapshot()
+            second = await asyncio.gather(*(storm.book(i, u) for i, u in enumerate(late)))
+            await eventually(persisted, 20, "the next 40 persisted")
+            assert None not in first + second
+
+            rollback_redis.roll_back()
+            calls = [storm.cancel(i, early[i], first[i]) for i in range(0, 40, 4)]
+            calls += [storm.cancel(i, late[i], second[i]) for i in range(0, 40, 4)]
+            for i, user in enumerate(crowd):
+                then = ("book", "confirm", "release", "lapse")[i % 4]
+                calls.append(storm.book(i, user) if then == "book" else storm.hold(i, user, then))
+            await asyncio.gather(*calls)
+            await asyncio.sleep(2.2)  # every hold left alone has lapsed
+            await eventually(
+                lambda: _lapsed(redis, keys, storm.event_id), 20, "the lapsed holds returned"
+            )
+            await eventually(persisted, 20, "the storm persisted")
+    finally:
+        for proc in procs:
+            proc.terminate()
+    event_id = storm.event_id
+    engine = Engine(redis, keys)
+    inv = (await engine.inventories([event_id]))[event_id]
+    assert inv is not None and min(inv.available, inv.sold, inv.held) >= 0
+    assert inv.available + inv.sold + inv.held == 100 and inv.held == 0
+    rows = await pool.fetch(
+        "SELECT id, user_id, job_id, seats, status FROM bookings WHERE event_id = $1", event_id
+    )
+    persisted_rows = {r["id"]: (r["user_id"], r["job_id"], r["seats"], r["status"]) for r in rows}
+    assert persisted_rows == storm.answered
+    confirmed = sum(r["seats"] for r in rows if r["status"] == "CONFIRMED")
+    assert confirmed == inv.sold <= 100
+    [drift] = await Reconciler(pool, engine).report([event_id])
+    assert not drift.drifted, drift
+    await redis.aclose()
+
+
+async def _lapsed(redis: Any, keys: KeySpace, event_id: int) -> bool:
+    inv = (await Engine(redis, keys).inventories([event_id]))[event_id]
+    return inv is not None and inv.held == 0
