@@ -14,6 +14,7 @@ from api.accounts import AccountStates
 from api.context import CONFIG, SERVICES, Services
 from api.headers import hide_server_version
 from api.loginguard import LoginGuard
+from api.metrics import serve_private_listener
 from api.middleware import request_context
 from api.passwords import Passwords
 from api.ratelimit import RateLimits
@@ -44,6 +45,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     watching: asyncio.Task[None] | None = None
     listening: asyncio.Task[None] | None = None
+    metrics_listener: web.AppRunner | None = None
     try:
         await check_eviction_policy(redis)
         async with pool.acquire() as conn:
@@ -59,7 +61,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         watching = asyncio.create_task(watcher.run(stop))
         accounts = AccountStates(config.database_url, pool, config.account_cache_seconds)
         listening = asyncio.create_task(accounts.run(stop))
-        app[SERVICES] = Services(
+        app[SERVICES] = svc = Services(
             config=config,
             redis=redis,
             pool=pool,
@@ -86,9 +88,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 enabled=limits.enabled,
             ),
         )
+        metrics_listener = await serve_private_listener(svc)
         yield
     finally:
         stop.set()
+        if metrics_listener is not None:
+            await metrics_listener.cleanup()
         for task in (watching, listening):
             if task is not None:
                 await task

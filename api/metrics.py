@@ -1,13 +1,22 @@
-"""Prometheus metrics of the hot paths, served at /metrics."""
+"""Prometheus metrics of the hot paths, served at /metrics -- not to the public.
+
+The figures name every route with its failure counts (failed logins among them), dead
+letters and versions: operators' business. /metrics on the API port needs
+`Authorization: Bearer <BOXOFFICE_METRICS_TOKEN>` when that is set, is open with
+BOXOFFICE_ENV=dev, and otherwise answers 404 METRICS_NOT_PUBLIC; BOXOFFICE_METRICS_PORT
+serves it without a token on its own listener (BOXOFFICE_METRICS_HOST, loopback by
+default), for a scraper on the host or a private network."""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 
-from api.context import services
+from api.context import CONFIG, SERVICES, Services, services
+from api.errors import ApiError
 from engine.errors import EngineUnavailable
 from engine.loopmetrics import CounterChild, LoopCounter, LoopHistogram
 from engine.queue import Queue
@@ -46,7 +55,43 @@ async def _refresh_queue_gauges(request: web.Request) -> None:
     LAG.set(stats.lag_seconds)
 
 
+PRIVATE_LISTENER = web.AppKey("metrics_private_listener", bool)
+
+
+def authorize_scrape(request: web.Request) -> None:
+    if request.app.get(PRIVATE_LISTENER):
+        return
+    config = request.app[CONFIG]
+    if config.metrics_token:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {config.metrics_token}".encode()):
+            raise ApiError(401, "UNAUTHORIZED", "Metrics need the metrics bearer token")
+        return
+    if config.env != "dev":
+        raise ApiError(
+            404,
+            "METRICS_NOT_PUBLIC",
+            "Metrics are served on BOXOFFICE_METRICS_PORT or with BOXOFFICE_METRICS_TOKEN",
+        )
+
+
+async def serve_private_listener(svc: Services) -> web.AppRunner | None:
+    """/metrics alone, without a token, on BOXOFFICE_METRICS_PORT (0: none). Several
+    worker processes share the port (SO_REUSEPORT), as they share the API's."""
+    config = svc.config
+    if not config.metrics_port:
+        return None
+    app = web.Application()
+    app[CONFIG], app[SERVICES], app[PRIVATE_LISTENER] = config, svc, True
+    app.router.add_get("/metrics", metrics_view)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, config.metrics_host, config.metrics_port, reuse_port=True).start()
+    return runner
+
+
 async def metrics_view(request: web.Request) -> web.Response:
+    authorize_scrape(request)
     # Without Redis, serve the process metrics anyway; queue gauges keep their last value.
     with contextlib.suppress(EngineUnavailable):
         await _refresh_queue_gauges(request)

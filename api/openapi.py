@@ -191,7 +191,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         errors=(503,),
     ),
     ("GET", "/metrics"): Operation(
-        "Prometheus metrics", content_type="text/plain", response=str
+        "Prometheus metrics (BOXOFFICE_METRICS_TOKEN as bearer, or BOXOFFICE_METRICS_PORT)",
+        content_type="text/plain", response=str, errors=(401, 404),
     ),
     ("GET", "/api/openapi.json"): Operation("This document", response=dict[str, Any]),
     ("GET", "/"): Operation(

@@ -161,6 +161,18 @@ class Config:
     rate_book_user: str = _setting(
         "60/minute", "BOXOFFICE_RATE_BOOK_USER", "Booking attempts per user."
     )
+    metrics_token: str = _setting(
+        "",
+        "BOXOFFICE_METRICS_TOKEN",
+        "Bearer token /metrics on the API port asks for; unset: /metrics answers 404 there"
+        " (except with BOXOFFICE_ENV=dev).",
+    )
+    metrics_port: int = _setting(
+        0, "BOXOFFICE_METRICS_PORT", "Serve /metrics, without a token, on this port (0: no)."
+    )
+    metrics_host: str = _setting(
+        "127.0.0.1", "BOXOFFICE_METRICS_HOST", "Bind address of BOXOFFICE_METRICS_PORT."
+    )
     cors_origins: str = _setting(
         "*", "BOXOFFICE_CORS_ORIGINS", "Comma-separated allowed origins; `*` any; `none` off."
     )

@@ -22,7 +22,14 @@ TEST_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
 # Cheap argon2 parameters keep the suite fast; production defaults are tested in unit tests.
 FAST_ARGON2 = {"argon2_memory_kib": 1024, "argon2_time_cost": 1}
 # Rate limits are off except in the tests about them: load-shaped tests would trip them.
-TEST_SETTINGS: dict[str, Any] = {**FAST_ARGON2, "rate_limits": "off"}
+# /metrics behind a bearer token, as a production deployment would have it.
+TEST_METRICS_TOKEN = "test-metrics-token"
+TEST_SETTINGS: dict[str, Any] = {
+    **FAST_ARGON2,
+    "rate_limits": "off",
+    "metrics_token": TEST_METRICS_TOKEN,
+}
+METRICS_AUTH = {"Authorization": f"Bearer {TEST_METRICS_TOKEN}"}
 
 
 def env_of(config: Config, **extra: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support import auth
+from tests.support import METRICS_AUTH, auth
 from tests.test_api_bookings import create_event
 
 ADMIN_ROUTES = [
@@ -142,14 +142,14 @@ async def test_metrics_expose_queue_and_request_figures(client, accounts, persis
     _, user = await accounts.user()
     event_id = await create_event(client, admin)
     await client.post(f"/api/bookings/{event_id}/book", headers=auth(user))
-    text = await (await client.get("/metrics")).text()
+    text = await (await client.get("/metrics", headers=METRICS_AUTH)).text()
     shard = event_id % 16
     assert f'boxoffice_outbox_waiting{{shard="{shard}"}} 1.0' in text
     assert "boxoffice_outbox_lag_seconds" in text
     assert 'boxoffice_booking_outcomes_total{outcome="CONFIRMED"}' in text
     assert "boxoffice_http_request_seconds_bucket" in text
     await persister.drain_once()
-    text = await (await client.get("/metrics")).text()
+    text = await (await client.get("/metrics", headers=METRICS_AUTH)).text()
     assert f'boxoffice_outbox_waiting{{shard="{shard}"}} 0.0' in text
     assert "boxoffice_outbox_flushed 1.0" in text
     assert "boxoffice_persister_flush_seconds_bucket" in text

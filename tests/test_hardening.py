@@ -3,7 +3,14 @@ about caching."""
 
 from __future__ import annotations
 
-from tests.support import auth
+import dataclasses
+
+import aiohttp
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import init_app
+from api.embedded import free_port
+from tests.support import METRICS_AUTH, auth
 
 
 async def test_no_answer_names_python_or_aiohttp(client):
@@ -38,3 +45,34 @@ async def test_answers_carrying_a_token_or_a_user_are_never_stored(client):
     for response in (registered, logged_in, me):
         assert response.status == 200
         assert "no-store" in response.headers.get("Cache-Control", "")
+
+
+# -- /metrics is not public ----------------------------------------------------------------
+
+
+async def test_metrics_need_the_metrics_token_on_the_api_port(client, accounts):
+    _, admin = await accounts.admin()
+    for headers in ({}, auth(admin), {"Authorization": "Bearer wrong"}):
+        response = await client.get("/metrics", headers=headers)
+        assert response.status == 401 and "boxoffice_" not in await response.text()
+    scraped = await client.get("/metrics", headers=METRICS_AUTH)
+    assert scraped.status == 200 and "boxoffice_http_requests_total" in await scraped.text()
+
+
+async def test_metrics_without_a_token_configured_are_not_served_on_the_api_port(config):
+    config = dataclasses.replace(config, metrics_token="")
+    async with TestClient(TestServer(init_app(config))) as client:
+        response = await client.get("/metrics")
+        assert response.status == 404
+        assert (await response.json())["code"] == "METRICS_NOT_PUBLIC"
+
+
+async def test_metrics_on_their_own_port_need_no_token(config):
+    port = free_port()
+    config = dataclasses.replace(config, metrics_token="", metrics_port=port)
+    async with TestClient(TestServer(init_app(config))) as client:
+        assert (await client.get("/metrics")).status == 404  # not on the API port
+        url = f"http://127.0.0.1:{port}/metrics"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200
+            assert "boxoffice_outbox_waiting" in await response.text()

@@ -62,7 +62,7 @@ TABLE: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("POST", "/api/admin/reconcile", None, (401, 403, 403, 200)),
     ("GET", "/healthz", None, (200, 200, 200, 200)),
     ("GET", "/readyz", None, (200, 200, 200, 200)),
-    ("GET", "/metrics", None, (200, 200, 200, 200)),
+    ("GET", "/metrics", None, (401, 401, 401, 401)),  # the metrics token, not a user's
     ("GET", "/api/openapi.json", None, (200, 200, 200, 200)),
     ("GET", "/", None, (200, 200, 200, 200)),
     ("GET", "/readme", None, (200, 200, 200, 200)),
