@@ -54,13 +54,12 @@ async def test_landing_page_links_all_open(client):
         assert await page.get_by_role("heading", name="boxoffice").is_visible()
         links = page.locator("main a")
         hrefs = await links.evaluate_all("as => as.map(a => a.getAttribute('href'))")
-        assert {"/api/docs", "/admin", "/healthz", "/metrics", "/readme"} <= set(hrefs)
+        assert {"/api/docs", "/admin", "/healthz", "/readyz", "/readme"} <= set(hrefs)
         expect = {
             "/api/docs": (".opblock", None),
             "/admin": ("#login-form", None),
             "/healthz": ("body", '"status":"ok"'),
             "/readyz": ("body", '"ready"'),
-            "/metrics": ("body", "metrics bearer token"),  # not public (issue 16)
             "/readme": ("body", "# boxoffice"),
             "/api/openapi.json": ("body", '"openapi"'),
         }
@@ -69,7 +68,7 @@ async def test_landing_page_links_all_open(client):
             async with page.expect_navigation() as navigation:
                 await page.locator(f'main a[href="{href}"]').click()
             response = await navigation.value
-            assert response.status == (401 if href == "/metrics" else 200), href
+            assert response.status == 200, href
             selector, text = expect[href]
             await page.locator(selector).first.wait_for()
             if text is not None:

@@ -18,8 +18,9 @@ async def test_landing_page_says_what_this_is_and_links_the_pages(client):
     assert page.status == 200 and page.content_type == "text/html"
     assert "<h1>boxoffice</h1>" in html and "://" not in html  # no external asset
     links = re.findall(r'href="([^"]+)"', html)
-    for wanted in ("/api/docs", "/admin", "/healthz", "/metrics", "/readme"):
+    for wanted in ("/api/docs", "/admin", "/healthz", "/readyz", "/readme"):
         assert wanted in links
+    assert "/metrics" not in links and "BOXOFFICE_METRICS_TOKEN" in html  # not public
 
 
 async def test_readme_route_serves_the_readme(client):

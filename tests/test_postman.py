@@ -22,6 +22,7 @@ GENERATOR = ROOT / "docs" / "generate_postman.py"
 COLLECTION = ROOT / "docs" / "boxoffice.postman_collection.json"
 ADMIN_EMAIL = "postman-admin@example.com"
 ADMIN_PASSWORD = "Postman-pass-42"
+METRICS_TOKEN = "postman-metrics-token"
 
 
 def _generator() -> ModuleType:
@@ -62,8 +63,11 @@ def test_a_route_without_a_step_stops_the_generator():
 
 
 @pytest.mark.timeout(90)
-async def test_newman_plays_the_collection_against_a_real_server(config: Config, tmp: Path):
+async def test_newman_plays_the_collection_against_a_real_server(
+    config: Config, tmp: Path, monkeypatch: pytest.MonkeyPatch
+):
     newman = _newman_or_skip()
+    monkeypatch.setenv("BOXOFFICE_METRICS_TOKEN", METRICS_TOKEN)  # into the server's env
     env = env_of(config, BOXOFFICE_ADMIN_PASSWORD=ADMIN_PASSWORD)
     admin = Proc(["create-admin", ADMIN_EMAIL], env, tmp / "create-admin.log")
     assert admin.wait(60) == 0, admin.output()
@@ -72,7 +76,8 @@ async def test_newman_plays_the_collection_against_a_real_server(config: Config,
     try:
         args = [str(newman), "run", str(COLLECTION), "--reporters", "json"]
         args += ["--reporter-json-export", str(report), "--color", "off"]
-        for key, value in (("baseUrl", base), ("adminEmail", ADMIN_EMAIL)):
+        variables = {"baseUrl": base, "adminEmail": ADMIN_EMAIL, "metricsToken": METRICS_TOKEN}
+        for key, value in variables.items():
             args += ["--env-var", f"{key}={value}"]
         args += ["--env-var", f"adminPassword={ADMIN_PASSWORD}", "--timeout-request", "10000"]
         code, output = await _run(args, None)

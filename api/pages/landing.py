@@ -16,7 +16,6 @@ _LINKS = (
     ("/api/openapi.json", "OpenAPI document", "the spec the docs page reads"),
     ("/healthz", "/healthz", "liveness"),
     ("/readyz", "/readyz", "readiness: Redis, Postgres, scripts, inventory"),
-    ("/metrics", "/metrics", "Prometheus metrics"),
     ("/readme", "README", "how to run, configure and operate it"),
 )
 
@@ -48,6 +47,8 @@ Node/Express "Event Booking API".</p>
 <ul>
 {items}
 </ul>
+<p>Prometheus metrics are not public: <code>/metrics</code> asks for the bearer token set in
+<code>BOXOFFICE_METRICS_TOKEN</code>, or is served on <code>BOXOFFICE_METRICS_PORT</code>.</p>
 <p>Bookings need a token: <code>POST /api/auth/register</code> or
 <code>/api/auth/login</code>, then <code>Authorization: Bearer &lt;token&gt;</code>.</p>
 </main>
