@@ -24,6 +24,7 @@ from api.embedded import LocalStack, Unavailable
 from api.logs import configure_logging
 from api.passwords import Passwords
 from api.seeding import seed_events
+from api.watch import InventoryWatcher
 from api.workers import supervise
 from engine.booking import Engine
 from engine.config import Config, ConfigError
@@ -213,13 +214,16 @@ async def _reconcile(config: Config, repair: bool) -> int:
         total = len(await reconciler.events())
         with tqdm(total=total, unit="event", desc="reconcile", file=sys.stderr) as bar:
             if repair:
+                # Redis lost data, came back older or is frozen: the whole recovery the API's
+                # watcher runs (records, counters, ticks, epoch, thaw), then the repair.
+                watcher = InventoryWatcher(config, pool, engine)
+                current = await watcher.recovery.epoch()
+                watcher.expected = await reconciler.stored_epoch() or (
+                    await reconciler.store_epoch(current or Recovery.new_epoch())
+                )
+                if await watcher.trouble() is not None:
+                    await watcher.recover()
                 report, repaired = await reconciler.repair_all(progress=bar.update)
-                recovery = Recovery(engine)
-                if await recovery.epoch() is None:
-                    stored = await reconciler.stored_epoch()
-                    await recovery.set_epoch(
-                        stored or await reconciler.store_epoch(Recovery.new_epoch())
-                    )
             else:
                 report, repaired = await reconciler.report(progress=bar.update), []
         drifted = [d for d in report if d.drifted]

@@ -82,7 +82,11 @@ class InventoryWatcher:
             return "inventory_lost" if current is None else "epoch_mismatch"
         run_id = await self.recovery.run_id()
         if self._run_id is not None and run_id != self._run_id:
-            return "redis_restarted"
+            # Another process (or `boxoffice reconcile --repair`) recovered this very run
+            # after this one had noticed it and flushed its journal: adopt it.
+            noticed = self._journal_flushed
+            if not noticed or await self.recovery.recovered_run() != run_id:
+                return "redis_restarted"
         behind = await self._behind()
         if behind is not None:
             return behind
@@ -182,8 +186,9 @@ class InventoryWatcher:
         await self.recovery.freeze(True)
         repaired, restored = await self.reconciler.recover()
         await self.recovery.set_epoch(self.expected)
-        await self.recovery.freeze(False)
         self._run_id = await self.recovery.run_id()
+        await self.recovery.mark_recovered(self._run_id)
+        await self.recovery.freeze(False)
         log.warning(
             "inventory_recovered",
             repaired=[d.event_id for d in repaired],

@@ -44,6 +44,20 @@ class Recovery:
     def epoch_key(self) -> str:
         return f"{self.keys.prefix}:epoch"
 
+    @property
+    def recovered_key(self) -> str:
+        return f"{self.keys.prefix}:recovered"
+
+    async def recovered_run(self) -> str | None:
+        """The run id of the Redis server the last recovery was made on."""
+        value = await guarded(lambda: self.redis.get(self.recovered_key))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def mark_recovered(self, run_id: str) -> None:
+        await guarded(lambda: self.redis.set(self.recovered_key, run_id))
+
     async def epoch(self) -> str | None:
         value = await guarded(lambda: self.redis.get(self.epoch_key))
         if value is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from persistence.expirer import Expirer
 from persistence.persister import Persister
 from persistence.reconcile import Reconciler
 from tests.redisserver import RedisServer
-from tests.support import Proc, auth, drained, env_of, wait_http
+from tests.support import BOXOFFICE, ROOT, Proc, auth, drained, env_of, wait_http
 from tests.test_api_bookings import create_event
 
 
@@ -370,3 +371,48 @@ async def test_a_storm_over_two_processes_after_a_rollback_oversells_and_loses_n
 async def _lapsed(redis: Any, keys: KeySpace, event_id: int) -> bool:
     inv = (await Engine(redis, keys).inventories([event_id]))[event_id]
     return inv is not None and inv.held == 0
+
+
+async def test_without_auto_rebuild_the_cli_repair_recovers_a_rolled_back_redis(
+    config, pool, accounts, rollback_redis
+):
+    """BOXOFFICE_AUTO_REBUILD=false: after the rollback nothing sells until an operator runs
+    `boxoffice reconcile --repair`, which runs the same recovery; then exactly the seats
+    left sell."""
+    config = on(config, rollback_redis)
+    users = await accounts.make(8)
+    _, admin = await accounts.admin()
+    async with TestClient(TestServer(init_app(config))) as client:
+        svc = client.app[SERVICES]
+        svc.watcher.auto_rebuild = False  # after its start-up on the empty private Redis
+        event_id = await create_event(client, admin, capacity=4)
+        await rollback_redis.snapshot()
+        for _, token in users[:3]:
+            booked = await client.post(f"/api/bookings/{event_id}/book", headers=auth(token))
+            assert booked.status == 202
+        await persist_all(svc, pool)
+        rollback_redis.roll_back()
+        await eventually(lambda: _not_ready(client), 10, "the rollback noticed")
+        refused = await client.post(f"/api/bookings/{event_id}/book", headers=auth(users[3][1]))
+        assert refused.status == 503 and (await refused.json())["code"] == "INVENTORY_NOT_READY"
+        repair = await asyncio.to_thread(
+            subprocess.run,
+            [*BOXOFFICE, "reconcile", "--repair"],
+            env=env_of(config),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert repair.returncode == 0, repair.stderr
+        await eventually(lambda: ready(client), 10, "ready after the repair")
+        statuses = [
+            (await client.post(f"/api/bookings/{event_id}/book", headers=auth(t))).status
+            for _, t in users[3:]
+        ]
+        assert sorted(statuses) == [202, 409, 409, 409, 409]  # 4 seats, 3 sold before
+        assert await inventory_of(client, event_id) == (0, 0)
+
+
+async def _not_ready(client: Any) -> bool:
+    return not await ready(client)
