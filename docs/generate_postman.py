@@ -107,6 +107,11 @@ STEPS: tuple[Step, ...] = (
     Step("Events", "GET", "/api/events/{id}/view"),
     Step("Events", "PUT", "/api/events/{id}/update", body={"capacity": 120}, token=A),
     Step(
+        "Events", "PUT", "/api/admin/events/{id}/hold-policy", body={"maxHoldSeconds": 600},
+        token=A,
+    ),
+    Step("Events", "GET", "/api/admin/events/{id}/hold-policy", token=A),
+    Step(
         "Bookings", "POST", "/api/bookings/{id}/book", body={"seats": 1}, idempotent_key=True,
         captures={"jobId": "j.jobId", "bookingId": "j.booking.id"},
     ),
