@@ -13,6 +13,7 @@ from aiohttp import hdrs, web
 from api.accounts import AccountStates
 from api.context import CONFIG, SERVICES, Services
 from api.headers import hide_server_version
+from api.holdguard import HoldGuard
 from api.loginguard import LoginGuard
 from api.metrics import serve_private_listener
 from api.middleware import request_context
@@ -87,6 +88,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 window_seconds=limits.login_network.get_expiry(),
                 enabled=limits.enabled,
             ),
+            holdguard=HoldGuard(redis, config, limits),
         )
         metrics_listener = await serve_private_listener(svc)
         yield

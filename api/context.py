@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from api.accounts import AccountStates
+from api.holdguard import HoldGuard
 from api.loginguard import LoginGuard
 from api.passwords import Passwords
 from api.ratelimit import RateLimits
@@ -32,6 +33,7 @@ class Services:
     limits: RateLimits
     accounts: AccountStates
     logins: LoginGuard
+    holdguard: HoldGuard
 
 
 CONFIG = web.AppKey("config", Config)

@@ -22,16 +22,13 @@ reads or writes them on Redis Cluster too."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import ipaddress
 import math
 import time
-from collections.abc import Iterator
 
 from api.errors import ApiError
-from engine.booking import UNAVAILABLE_ERRORS
-from engine.errors import EngineUnavailable
+from api.ratelimit import unavailable_as_503
 from engine.redis_client import RedisClient
 
 MAX_DELAY_SECONDS = 60
@@ -84,7 +81,7 @@ class LoginGuard:
         if not self.enabled:
             return
         everywhere, network = self._keys(email, ip)
-        with _redis_down_is_503():
+        with unavailable_as_503():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.get(everywhere)
                 pipe.hmget(network, ["n", "last"])
@@ -104,7 +101,7 @@ class LoginGuard:
         if not self.enabled:
             return
         everywhere, network = self._keys(email, ip)
-        with _redis_down_is_503():
+        with unavailable_as_503():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.incr(everywhere)
                 pipe.expire(everywhere, self.window, nx=True)
@@ -117,16 +114,9 @@ class LoginGuard:
         """The right password from this network: forget its failures (not the others')."""
         if not self.enabled:
             return
-        with _redis_down_is_503():
+        with unavailable_as_503():
             await self._redis.delete(self._keys(email, ip)[1])
 
-
-@contextlib.contextmanager
-def _redis_down_is_503() -> Iterator[None]:
-    try:
-        yield
-    except UNAVAILABLE_ERRORS as exc:
-        raise EngineUnavailable(str(exc)) from exc
 
 
 def _refuse(retry_after: int, message: str) -> None:

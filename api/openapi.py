@@ -141,7 +141,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/api/bookings/{id}/hold"): Operation(
         "Hold seats until an expiry (two-phase booking)", ok=201, response=s.HoldOut,
         body=s.HoldRequest, body_required=False, auth="user", tag="bookings",
-        headers=(IDEMPOTENCY,), errors=(*_AUTHED, 404, 409, 413, 422),
+        headers=(IDEMPOTENCY,), errors=(*_AUTHED, 404, 409, 413, 422, 429),
     ),
     ("POST", "/api/bookings/holds/{hold_id}/confirm"): Operation(
         "Confirm a live hold: answered like a booking", ok=202, response=s.BookAccepted,
@@ -150,6 +150,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("DELETE", "/api/bookings/holds/{hold_id}"): Operation(
         "Release a live hold early; seats return to stock", response=s.MessageResponse,
         auth="user", tag="bookings", errors=(*_AUTHED, 403, 404, 409),
+    ),
+    ("GET", "/api/admin/events/{id}/hold-policy"): Operation(
+        "The longest hold of one event", response=s.HoldPolicyOut, auth="admin",
+        tag="admin", errors=(*_ADMIN, 404),
+    ),
+    ("PUT", "/api/admin/events/{id}/hold-policy"): Operation(
+        "Set (or clear, null) the longest hold of one event", response=s.HoldPolicyOut,
+        body=s.HoldPolicyRequest, auth="admin", tag="admin", errors=(*_ADMIN, 404, 413),
     ),
     ("GET", "/api/admin/analytics"): Operation(
         "Bookings, popular events, utilization", response=s.AnalyticsResponse, auth="admin",

@@ -3,8 +3,10 @@ limit and identity, so they work on Redis Cluster). 429 in the error shape, with
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
@@ -25,6 +27,15 @@ def _parse(env: str, value: str) -> RateLimitItem:
         return parse(value)
     except (ValueError, ConfigurationError):
         raise ConfigError(f"{env} must look like '20/minute', got {value!r}") from None
+
+
+@contextlib.contextmanager
+def unavailable_as_503() -> Iterator[None]:
+    """A Redis call of a limit that cannot reach Redis answers 503, like the engine's."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise EngineUnavailable(str(exc)) from exc
 
 
 class RateLimits:
@@ -66,6 +77,10 @@ class RateLimits:
         self.prefix = config.key_prefix
         self.scripts: Scripts | None = None  # the engine's, set when the app starts
 
+    @staticmethod
+    def parse_setting(env: str, value: str) -> RateLimitItem:
+        return _parse(env, value)
+
     async def hit_booking(self, user_id: int) -> None:
         """Count one booking attempt of `user_id`; 429 when over BOXOFFICE_RATE_BOOK_USER."""
         if not self.enabled or self.scripts is None:
@@ -73,12 +88,10 @@ class RateLimits:
         item = self.book_user
         key = f"{self.prefix}:rl:{{book:{user_id}}}"
         window_ms = item.get_expiry() * 1000
-        try:
+        with unavailable_as_503():
             allowed, _, reset_ms = await self.scripts.ratelimit(
                 keys=[key], args=[item.amount, window_ms]
             )
-        except UNAVAILABLE_ERRORS as exc:
-            raise EngineUnavailable(str(exc)) from exc
         if allowed:
             return
         retry_after = max(1, math.ceil(int(reset_ms) / 1000))

@@ -9,7 +9,7 @@ from api.openapi import build_on_startup, openapi_view
 from api.pages.console import setup_console
 from api.pages.docs import setup_docs
 from api.pages.landing import landing, readme
-from api.views import admin, bookings, events, health, holds, users
+from api.views import admin, bookings, events, health, holdpolicy, holds, users
 
 
 def setup_routes(app: web.Application) -> None:
@@ -35,6 +35,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/api/bookings/{id}/hold", holds.hold)
     r.add_post("/api/bookings/holds/{hold_id}/confirm", holds.confirm)
     r.add_delete("/api/bookings/holds/{hold_id}", holds.release)
+    r.add_get("/api/admin/events/{id}/hold-policy", holdpolicy.get_policy)
+    r.add_put("/api/admin/events/{id}/hold-policy", holdpolicy.set_policy)
 
     r.add_get("/api/admin/analytics", admin.analytics)
     r.add_get("/api/admin/queue/stats", admin.queue_stats)

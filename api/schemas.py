@@ -307,6 +307,18 @@ class HoldRequest(Body):
     ttl_seconds: TtlSeconds | None = None
 
 
+class HoldPolicyRequest(Body):
+    """The longest hold of one event, seconds; null: the service-wide bound."""
+
+    max_hold_seconds: TtlSeconds | None = None
+
+
+class HoldPolicyOut(Body):
+    event_id: int
+    max_hold_seconds: int | None
+    effective_max_hold_seconds: int
+
+
 class HoldOut(Body):
     hold_id: str
     expires_at: datetime

@@ -81,6 +81,23 @@ class Config:
     hold_ttl_max_seconds: int = _setting(
         1800, "BOXOFFICE_HOLD_TTL_MAX_SECONDS", "The longest `ttlSeconds` a client may ask for."
     )
+    hold_rate_user: str = _setting(
+        "10/minute", "BOXOFFICE_HOLD_RATE_USER", "Hold requests per user (429 beyond)."
+    )
+    hold_rate_ip: str = _setting(
+        "30/minute", "BOXOFFICE_HOLD_RATE_IP", "Hold requests per client IP (429 beyond)."
+    )
+    hold_max_seats_user: int = _setting(
+        6, "BOXOFFICE_HOLD_MAX_SEATS_USER", "Seats one user may hold at once, all events."
+    )
+    hold_max_seats_ip: int = _setting(
+        12, "BOXOFFICE_HOLD_MAX_SEATS_IP", "Seats one client IP may hold at once, all events."
+    )
+    hold_cooldown_seconds: int = _setting(
+        300,
+        "BOXOFFICE_HOLD_COOLDOWN_SECONDS",
+        "After a hold is released or lapses, its user waits this long to hold that event again.",
+    )
     max_body_bytes: int = _setting(65536, "BOXOFFICE_MAX_BODY_BYTES", "Request body cap (413).")
     body_deadline_seconds: int = _setting(
         10,
@@ -226,6 +243,8 @@ class Config:
             "jwt_ttl_seconds",
             "refresh_ttl_seconds",
             "body_deadline_seconds",
+            "hold_max_seats_user",
+            "hold_max_seats_ip",
             "account_cache_seconds",
             "persister_parallel",
         ):

@@ -52,6 +52,8 @@ TABLE: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("POST", "/api/bookings/{event}/hold", {"seats": 1}, (401, 409, 201, 201)),
     ("POST", "/api/bookings/holds/{hold}/confirm", None, (401, 202, 403, 403)),
     ("DELETE", "/api/bookings/holds/{hold}", None, (401, 200, 403, 403)),
+    ("GET", "/api/admin/events/{event}/hold-policy", None, (401, 403, 403, 200)),
+    ("PUT", "/api/admin/events/{event}/hold-policy", {"maxHoldSeconds": 60}, (401, 403, 403, 200)),
     ("GET", "/api/admin/analytics", None, (401, 403, 403, 200)),
     ("GET", "/api/admin/queue/stats", None, (401, 403, 403, 200)),
     ("GET", "/api/admin/queue/details", None, (401, 403, 403, 200)),
