@@ -269,3 +269,43 @@ async def test_deeply_nested_json_answers_400(client, accounts):
         headers = {"Content-Type": "application/json", **(auth(token) if token else {})}
         response = await client.post(path, data=body, headers=headers)
         assert (await expect_error(response, 400))["code"] in {"INVALID_JSON", "VALIDATION_ERROR"}
+
+
+# Issue 16: lookalike emails registered as separate accounts.
+LOOKALIKES = {
+    "zero-width space": "alice\u200b@example.com",
+    "zero-width joiner in the domain": "alice@exam\u200dple.com",
+    "cyrillic a": "\u0430lice@example.com",
+    "greek o in the domain": "alice@exampl\u03bf.com",
+    "bidi mark": "alice\u200e@example.com",
+    "word joiner": "ali\u2060ce@example.com",
+}
+
+
+@pytest.mark.parametrize("email", list(LOOKALIKES.values()), ids=list(LOOKALIKES))
+async def test_lookalike_emails_are_refused(client, pool, email):
+    body = {"name": "A", "email": "alice@example.com", "password": "Password123!"}
+    assert (await client.post("/api/auth/register", json=body)).status == 200
+    response = await client.post("/api/auth/register", json={**body, "email": email})
+    assert (await expect_error(response, 400))["code"] == "INVALID_EMAIL"
+    assert await pool.fetchval("SELECT count(*) FROM users") == 1
+
+
+async def test_fullwidth_email_is_the_same_account(client, pool):
+    body = {"name": "A", "email": "alice@example.com", "password": "Password123!"}
+    assert (await client.post("/api/auth/register", json=body)).status == 200
+    fullwidth = "\uff41\uff4c\uff49\uff43\uff45@example.com"  # "alice" in fullwidth letters
+    again = await client.post("/api/auth/register", json={**body, "email": fullwidth})
+    assert (await expect_error(again, 400))["code"] == "EMAIL_IN_USE"
+    login = await client.post(
+        "/api/auth/login", json={"email": fullwidth, "password": body["password"]}
+    )
+    assert login.status == 200 and (await login.json())["user"]["email"] == "alice@example.com"
+    assert await pool.fetchval("SELECT count(*) FROM users") == 1
+
+
+async def test_single_script_addresses_in_other_scripts_register(client):
+    for email in ("андрей@пример.рф", "ユーザー太郎@example.jp", "jürgen@bücher.de"):
+        body = {"name": "N", "email": email, "password": "Password123!"}
+        response = await client.post("/api/auth/register", json=body)
+        assert response.status == 200, (email, await response.text())

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from api.auth import authenticate, current, verified
 from api.context import Services, services
+from api.emails import canonical_email, registrable_email
 from api.errors import ApiError, not_found
 from api.headers import NO_STORE
 from api.http import json_response, read_body
@@ -44,10 +45,6 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
 def signed_in(svc: Services, row: Any) -> web.Response:
     """{user, token, refreshToken, expiresIn}: tokens at the account's current version,
     never stored by a cache."""
@@ -64,11 +61,10 @@ async def register(request: web.Request) -> web.Response:
     body = await read_body(request, RegisterRequest)
     if not is_strong(body.password):
         raise ApiError(400, "WEAK_PASSWORD", WEAK_PASSWORD)
+    email = registrable_email(body.email)  # before paying for argon2
     password_hash = await svc.passwords.hash(body.password)
     try:
-        row = await queries.create_user(
-            svc.pool, normalize_email(body.email), body.name.strip(), password_hash, "USER"
-        )
+        row = await queries.create_user(svc.pool, email, body.name.strip(), password_hash, "USER")
     except queries.EmailInUse:
         raise ApiError(400, "EMAIL_IN_USE", "Email already in use") from None
     return signed_in(svc, row)
@@ -80,7 +76,7 @@ async def login(request: web.Request) -> web.Response:
     ip = client_ip(request)
     await limits.hit(limits.login_ip, "login-ip", ip)
     body = await read_body(request, LoginRequest)
-    email = normalize_email(body.email)
+    email = canonical_email(body.email)
     await svc.logins.check(email, ip)
     row = await queries.user_by_email(svc.pool, email)
     ok = await svc.passwords.verify(row["password_hash"] if row else None, body.password)
