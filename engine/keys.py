@@ -126,6 +126,10 @@ class KeySpace:
         """The cached event list (metadata only; live counts are overlaid per request)."""
         return f"{self.prefix}:cache:events:{generation}:{page}:{limit}"
 
+    def impression_seen(self, event_id: int, viewer: str) -> str:
+        """Set for a minute when `viewer` (a user id or an address) has been counted."""
+        return f"{self.prefix}:imp:seen:{event_id}:{viewer}"
+
     @property
     def events_cache_generation(self) -> str:
         return f"{self.prefix}:cache:events:gen"

@@ -114,8 +114,8 @@ async def test_analytics_in_the_original_shape(client, accounts, persister):
     quiet = await create_event(client, admin, capacity=3)
     for _, token in users:
         await client.post(f"/api/bookings/{popular}/book", headers=auth(token))
-    for _ in range(5):
-        await client.get(f"/api/events/{popular}/view")
+    for _, token in [*users, *await accounts.make(2)]:  # 5 viewers (one view each a minute)
+        await client.get(f"/api/events/{popular}/view", headers=auth(token))
     await client.get(f"/api/events/{quiet}/view")
     await persister.drain_once()
     body = await (await client.get("/api/admin/analytics", headers=auth(admin))).json()

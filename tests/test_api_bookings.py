@@ -162,9 +162,10 @@ async def test_events_list_has_live_available_and_one_shape(client, accounts):
 async def test_event_view_counts_impressions(client, accounts):
     _, admin = await accounts.admin()
     event_id = await create_event(client, admin)
-    for expected in (1, 2, 3):
-        body = await (await client.get(f"/api/events/{event_id}/view")).json()
-        assert body["impressions"] == expected
+    viewers = await accounts.make(3)  # one impression per viewer per minute (issue 16)
+    for expected, (_, token) in zip((1, 2, 3), viewers, strict=True):
+        response = await client.get(f"/api/events/{event_id}/view", headers=auth(token))
+        assert (await response.json())["impressions"] == expected
 
 
 async def test_update_changes_capacity_by_the_difference(client, accounts):

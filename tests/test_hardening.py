@@ -76,3 +76,49 @@ async def test_metrics_on_their_own_port_need_no_token(config):
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             assert response.status == 200
             assert "boxoffice_outbox_waiting" in await response.text()
+
+
+# -- impressions and the event-list cache ----------------------------------------------
+
+
+async def test_impressions_count_once_per_viewer_per_minute(client, accounts):
+    from tests.test_api_bookings import create_event
+
+    _, admin = await accounts.admin()
+    (_, alice), (_, bob) = await accounts.make(2)
+    event_id = await create_event(client, admin)
+    path = f"/api/events/{event_id}/view"
+    for _ in range(10):
+        await client.get(path)  # one anonymous viewer, reloading
+    for token in (alice, alice, alice, bob):
+        await client.get(path, headers=auth(token))
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    url = str(client.make_url(path))
+    async with aiohttp.ClientSession(connector=connector) as other, other.get(url) as response:
+        assert response.status == 200
+    last = await (await client.get(path)).json()
+    assert last["impressions"] == 4  # the address, alice, bob, the other address
+
+
+async def test_event_list_cache_keys_are_bounded_whatever_page_and_limit(client, services, redis):
+    from tests.test_api_bookings import create_event
+
+    _, admin = await accounts_admin(services)
+    for _ in range(3):
+        await create_event(client, admin)
+    seen = []
+    for page in range(1, 8):
+        for limit in range(1, 16):
+            body = await (await client.get(f"/api/events/view?page={page}&limit={limit}")).json()
+            seen.append([e["id"] for e in body["data"]])
+            assert body["total"] == 3
+    assert seen[:3] == [[1], [1, 2], [1, 2, 3]]  # page 1, limits 1..3: the same order
+    keys = [k async for k in redis.scan_iter(match=f"{services.keys.prefix}:cache:events:*")]
+    assert len(keys) <= 2  # the generation counter and one chunk (3 events)
+
+
+async def accounts_admin(services):
+    from tests.support import insert_users
+
+    admin_id = (await insert_users(services.pool, 1, "ADMIN", prefix="cache-admin"))[0]
+    return admin_id, services.tokens.issue(admin_id, "a@x.io", "ADMIN")

@@ -10,10 +10,11 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET
 
-from api.auth import require_admin
+from api.auth import bearer, require_admin
 from api.context import Services, services
-from api.errors import from_engine, not_found
+from api.errors import ApiError, from_engine, not_found
 from api.http import json_response, path_id, query_flag, query_int, read_body
+from api.ratelimit import unavailable_as_503
 from api.schemas import (
     CreateEventRequest,
     EventListResponse,
@@ -72,16 +73,39 @@ async def invalidate_listing(svc: Services) -> None:
     await svc.redis.incr(svc.keys.events_cache_generation)
 
 
-async def _cached_page(svc: Services, page: int, limit: int) -> tuple[CachedPage, str]:
-    generation = int(await svc.redis.get(svc.keys.events_cache_generation) or 0)
-    key = svc.keys.events_cache(generation, page, limit)
+# The list is cached in fixed chunks of CHUNK events, whatever page and limit a client asks
+# for: each new (page, limit) pair used to write a key of its own into a Redis that never
+# evicts. A page spans at most two chunks; chunks past the last event are never cached, so
+# the keys of one generation are at most (events / CHUNK) + 1.
+CHUNK = 100
+
+
+async def _chunk(svc: Services, generation: int, index: int) -> tuple[CachedPage, bool]:
+    key = svc.keys.events_cache(generation, index, CHUNK)
     raw = await svc.redis.get(key)
     if raw is not None:
-        return _page_decoder.decode(raw), "cache"
-    rows = await queries.list_events(svc.pool, (page - 1) * limit, limit)
-    cached = CachedPage([event_out(r) for r in rows], await queries.count_events(svc.pool))
-    await svc.redis.set(key, msgspec.json.encode(cached), ex=svc.config.events_cache_seconds)
-    return cached, "database"
+        return _page_decoder.decode(raw), True
+    rows = await queries.list_events(svc.pool, index * CHUNK, CHUNK)
+    chunk = CachedPage([event_out(r) for r in rows], await queries.count_events(svc.pool))
+    if index == 0 or index * CHUNK < chunk.total:
+        await svc.redis.set(key, msgspec.json.encode(chunk), ex=svc.config.events_cache_seconds)
+    return chunk, False
+
+
+async def _cached_page(svc: Services, page: int, limit: int) -> tuple[CachedPage, str]:
+    generation = int(await svc.redis.get(svc.keys.events_cache_generation) or 0)
+    offset = (page - 1) * limit
+    first, hit = await _chunk(svc, generation, 0)
+    total, hits = first.total, [hit]
+    events: list[EventOut] = []
+    if offset < total:
+        for index in range(offset // CHUNK, (offset + limit - 1) // CHUNK + 1):
+            chunk, hit = (first, True) if index == 0 else await _chunk(svc, generation, index)
+            events.extend(chunk.events)
+            hits.append(hit)
+        start = offset - (offset // CHUNK) * CHUNK
+        events = events[start : start + limit]
+    return CachedPage(events, total), "cache" if all(hits) else "database"
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -104,13 +128,43 @@ async def list_events(request: web.Request) -> web.Response:
     return json_response(EventListResponse(source, data, page, limit, cached.total))
 
 
+IMPRESSION_WINDOW_SECONDS = 60
+
+
+def _viewer(request: web.Request) -> str:
+    """Who is looking: the user of a valid token, else the client address (a view is public:
+    a bad token is simply not a user)."""
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        try:
+            return f"u{bearer(request).id}"
+        except ApiError:
+            pass
+    return f"ip{request.remote or 'unknown'}"
+
+
+async def _count_view(request: web.Request, svc: Services, event_id: int) -> int:
+    """One impression per viewer per event per minute: reloading a page, or a script
+    requesting it in a loop, no longer makes an event popular. Returns the views not yet
+    flushed, as engine.count_impression does. One round trip for a repeated view."""
+    seen = svc.keys.impression_seen(event_id, _viewer(request))
+    shard_counts = svc.keys.event(event_id).shard_keys.impressions
+    with unavailable_as_503():
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            pipe.set(seen, 1, nx=True, ex=IMPRESSION_WINDOW_SECONDS)
+            pipe.hget(shard_counts, str(event_id))
+            first, pending = await pipe.execute()
+    if first:
+        return await svc.engine.count_impression(event_id)
+    return int(pending or 0)
+
+
 async def view_event(request: web.Request) -> web.Response:
     event_id = path_id(request)
     svc = services(request)
     row = await queries.event_by_id(svc.pool, event_id)
     if row is None:
         raise not_found("event")
-    pending = await svc.engine.count_impression(event_id)
+    pending = await _count_view(request, svc, event_id)
     inventory = (await svc.engine.inventories([event_id]))[event_id]
     return json_response(event_out(row, inventory, pending))
 
