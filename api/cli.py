@@ -224,6 +224,12 @@ async def _reconcile(config: Config, repair: bool) -> int:
                 if await watcher.trouble() is not None:
                     await watcher.recover()
                 report, repaired = await reconciler.repair_all(progress=bar.update)
+                recovered = {d.event_id for d in watcher.last_repaired}
+                report = [
+                    *watcher.last_repaired,
+                    *(d for d in report if d.event_id not in recovered),
+                ]
+                repaired = [*watcher.last_repaired, *repaired]
             else:
                 report, repaired = await reconciler.report(progress=bar.update), []
         drifted = [d for d in report if d.drifted]

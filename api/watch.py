@@ -25,13 +25,12 @@ from engine.config import Config
 from engine.errors import EngineUnavailable
 from engine.recovery import Recovery
 from persistence.db import POSTGRES_DOWN
-from persistence.reconcile import Reconciler
+from persistence.reconcile import EventDrift, Reconciler
 from persistence.writer import write_batch
 
 log = structlog.get_logger("inventory")
 
 REBUILD_LOCK_ID = 0x626F7262  # "borb"
-
 
 
 class InventoryWatcher:
@@ -49,6 +48,7 @@ class InventoryWatcher:
         self._run_id: str | None = None
         self._trouble_since: float | None = None
         self._journal_flushed = False
+        self.last_repaired: list[EventDrift] = []  # by this process's last recovery
         engine.on_redis_restart(self.suspect)
         self.fence.refusal_listeners.append(self.suspect)
 
@@ -185,6 +185,7 @@ class InventoryWatcher:
         # mid-way) must not race sellers on other processes.
         await self.recovery.freeze(True)
         repaired, restored = await self.reconciler.recover()
+        self.last_repaired = repaired
         await self.recovery.set_epoch(self.expected)
         self._run_id = await self.recovery.run_id()
         await self.recovery.mark_recovered(self._run_id)
