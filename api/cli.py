@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from api.app import init_app
 from api.devrun import announce, prepare, start_local_servers
+from api.emails import canonical_email
 from api.embedded import LocalStack, Unavailable
 from api.logs import configure_logging
 from api.passwords import Passwords
@@ -188,7 +189,7 @@ async def _create_admin(config: Config, email: str, password: str | None, name: 
         passwords = Passwords(
             config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism
         )
-        email = email.strip().lower()
+        email = canonical_email(email)  # the spelling the API registers and logs in with
         hashed = await passwords.hash(password) if password else None
         row = await queries.user_by_email(pool, email)
         if row is not None:

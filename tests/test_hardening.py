@@ -122,3 +122,12 @@ async def accounts_admin(services):
 
     admin_id = (await insert_users(services.pool, 1, "ADMIN", prefix="cache-admin"))[0]
     return admin_id, services.tokens.issue(admin_id, "a@x.io", "ADMIN")
+
+
+async def test_create_admin_spells_the_email_as_the_api_does(config, pool):
+    from api.cli import _create_admin
+    from persistence import queries
+
+    await _create_admin(config, "\uff21dmin@Example.com", "Password123!", "Admin")
+    row = await queries.user_by_email(pool, "admin@example.com")
+    assert row is not None and row["role"] == "ADMIN"
