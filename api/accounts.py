@@ -38,6 +38,7 @@ log = structlog.get_logger("accounts")
 HEARTBEAT_SECONDS = 1.0
 APPLICATION_NAME = "boxoffice-account-listener"  # so operators see it in pg_stat_activity
 _RETRY_SECONDS = 1.0
+PURGE_SECONDS = 600.0  # revoked_tokens rows of expired tokens go this often (any process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +143,12 @@ class AccountStates:
                 await conn.add_listener(sql.CHANNEL, self._on_notify)
                 self._forget_all()  # whatever changed while nobody listened
                 self.listening = True
+                purged = 0.0
                 while not stop.is_set():
                     await conn.fetchval("SELECT 1", timeout=HEARTBEAT_SECONDS)
+                    if time.monotonic() - purged > PURGE_SECONDS:  # logouts past expiry
+                        await sql.purge_expired(conn)
+                        purged = time.monotonic()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -214,3 +214,23 @@ async def test_cold_cache_misses_of_one_tick_share_one_query(services, accounts,
     states = await asyncio.gather(*(services.accounts.load(u) for u, _ in users))
     assert all(s is not None and s.role == "USER" for s in states)
     assert calls == [50]
+
+
+async def test_revocations_of_expired_tokens_are_purged(client, accounts, pool):
+    user_id, _ = await accounts.user()
+    await pool.execute(
+        "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES"
+        " ('old', $1, now() - interval '1 minute'), ('live', $1, now() + interval '1 hour')",
+        user_id,
+    )
+    await pool.execute(  # the listener purges as soon as it (re)connects
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = $1",
+        APPLICATION_NAME,
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
+    while await pool.fetchval("SELECT count(*) FROM revoked_tokens WHERE jti = 'old'"):
+        assert loop.time() < deadline, "expired revocations were not purged"
+        await asyncio.sleep(0.05)
+    assert await pool.fetchval("SELECT count(*) FROM revoked_tokens WHERE jti = 'live'") == 1
