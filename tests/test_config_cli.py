@@ -86,6 +86,9 @@ def test_an_installed_wheel_finds_its_scripts_and_migrations(tmp_path):
     probe = (
         "import engine.scripts as s, persistence.db as d;"
         f"assert s.__file__.startswith({str(site)!r}), s.__file__;"
+        "import api.views.admin, api.pages.console as c;"  # subpackages and the console's files
+        f"assert c.__file__.startswith({str(site)!r}), c.__file__;"
+        "assert (c.CONSOLE / 'index.html').is_file();"
         "print(len([s.script_source(n) for n in s.SCRIPT_NAMES]), len(d.migration_files()))"
     )
     done = subprocess.run(
