@@ -36,7 +36,7 @@ if not ttl or ttl < 1 or ttl > max_ttl or ttl ~= math.floor(ttl) then
   return {"err", "INVALID_TTL", max_ttl}
 end
 
-local fence = redis.call("HMGET", KEYS[7], "seq", "frozen")
+local fence = redis.call("HMGET", KEYS[7], "seq", "frozen", "held")
 local seq = tonumber(fence[1] or "0")
 if fence[2] or seq < floor then return {"err", "INVENTORY_NOT_READY", seq} end
 
@@ -45,7 +45,7 @@ if idem ~= "" then
   if prior then return {"ok", prior, 1} end
 end
 
-local inv = redis.call("HMGET", KEYS[1], "avail", "mpu", "open")
+local inv = redis.call("HMGET", KEYS[1], "avail", "mpu", "open", "held")
 if not inv[1] then return {"err", "EVENT_NOT_LOADED", 0} end
 if inv[3] ~= "1" then return {"err", "EVENT_CLOSED", 0} end
 local avail = tonumber(inv[1])
@@ -58,9 +58,10 @@ local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local tick = math.max(seq + 1, (ms - 1767225600000) * 8)
 local id = string.format("%d", tick * space + shard)
 local expires = ms + ttl
-redis.call("HSET", KEYS[7], "seq", string.format("%d", tick))
-redis.call("HINCRBY", KEYS[1], "avail", -seats)
-redis.call("HINCRBY", KEYS[1], "held", seats)
+-- Counters set from what was read above, in this same atomic step (see book.lua).
+redis.call("HSET", KEYS[7], "seq", string.format("%d", tick),
+  "held", tonumber(fence[3] or "0") + seats)
+redis.call("HSET", KEYS[1], "avail", avail - seats, "held", tonumber(inv[4] or "0") + seats)
 redis.call("HINCRBY", KEYS[2], ARGV[2], seats)
 
 local record = string.format(
@@ -70,6 +71,5 @@ redis.call("HSET", KEYS[3], id, record)
 redis.call("RPUSH", KEYS[4], record)
 redis.call("ZADD", KEYS[5], user_id, id)
 redis.call("ZADD", KEYS[8], expires, id)
-redis.call("HINCRBY", KEYS[7], "held", seats)
 if idem ~= "" then redis.call("SET", KEYS[6], record, "EX", idem_ttl) end
 return {"ok", record, 0}
