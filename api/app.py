@@ -11,6 +11,7 @@ import aiohttp_cors
 from aiohttp import hdrs, web
 
 from api.accounts import AccountStates
+from api.catalog import Catalog
 from api.context import CONFIG, SERVICES, Services
 from api.headers import hide_server_version
 from api.holdguard import HoldGuard
@@ -26,6 +27,7 @@ from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
 from engine.metrics import observe_query
+from engine.reads import Reads
 from engine.redis_client import check_eviction_policy, connect
 from persistence import queries
 from persistence.db import create_pool, migrate
@@ -89,6 +91,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 enabled=limits.enabled,
             ),
             holdguard=HoldGuard(redis, config, limits),
+            reads=Reads(engine),
+            catalog=Catalog(),
         )
         metrics_listener = await serve_private_listener(svc)
         yield

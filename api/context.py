@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from api.accounts import AccountStates
+from api.catalog import Catalog
 from api.holdguard import HoldGuard
 from api.loginguard import LoginGuard
 from api.passwords import Passwords
@@ -17,6 +18,7 @@ from api.watch import InventoryWatcher
 from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
+from engine.reads import Reads
 from engine.redis_client import RedisClient
 
 
@@ -34,6 +36,8 @@ class Services:
     accounts: AccountStates
     logins: LoginGuard
     holdguard: HoldGuard
+    reads: Reads
+    catalog: Catalog
 
 
 CONFIG = web.AppKey("config", Config)

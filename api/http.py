@@ -22,6 +22,15 @@ _DIGITS = re.compile(r"[0-9]+")
 _encoder = msgspec.json.Encoder()
 
 
+def encode_json(body: Any) -> bytes:
+    return _encoder.encode(body)
+
+
+def raw_json(body: bytes) -> web.Response:
+    """An answer encoded already (a cached one)."""
+    return web.Response(body=body, content_type="application/json")
+
+
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:

@@ -118,7 +118,6 @@ class LoginGuard:
             await self._redis.delete(self._keys(email, ip)[1])
 
 
-
 def _refuse(retry_after: int, message: str) -> None:
     raise ApiError(
         429,

@@ -96,9 +96,7 @@ class Holds:
             )
             return decode_record(self.engine.checked(reply)[1])
 
-        released = await self.engine.with_latest(
-            self.booking_id(hold_id), Code.HOLD_NOT_FOUND, run
-        )
+        released = await self.engine.with_latest(self.booking_id(hold_id), Code.HOLD_NOT_FOUND, run)
         await self.engine.settle(released)
         return released
 

@@ -127,8 +127,9 @@ class KeySpace:
         return f"{self.prefix}:cache:events:{generation}:{page}:{limit}"
 
     def impression_seen(self, event_id: int, viewer: str) -> str:
-        """Set for a minute when `viewer` (a user id or an address) has been counted."""
-        return f"{self.prefix}:imp:seen:{event_id}:{viewer}"
+        """Set for a minute when `viewer` (a user id or an address) has been counted. In the
+        event's shard, so view.lua counts and reads in one call (one Cluster slot)."""
+        return f"{self.event(event_id).shard_keys.tag}:seen:{event_id}:{viewer}"
 
     @property
     def events_cache_generation(self) -> str:

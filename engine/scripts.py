@@ -36,6 +36,10 @@ SCRIPT_NAMES = (
     "ratelimit",
     "restore",
     "pending",
+    "view",
+    "counts",
+    "generation",
+    "status",
 )
 
 
@@ -90,6 +94,10 @@ class Scripts:
     ratelimit: PipelinedScript
     restore: PipelinedScript
     pending: PipelinedScript
+    view: PipelinedScript
+    counts: PipelinedScript
+    generation: PipelinedScript
+    status: PipelinedScript
 
     def __init__(self, redis: RedisClient | Any) -> None:
         self.wire: Wire | ClusterWire = (

@@ -63,6 +63,7 @@ SELECT s.id FROM {STAGE_TABLE} s JOIN bookings b ON b.id = s.id WHERE b.job_id <
 class IdCollision(Exception):
     """A record's booking id belongs to another booking in Postgres (another jobId)."""
 
+
 # Errors that say "this record can never be written", as opposed to "Postgres is unwell".
 POISON_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.IntegrityConstraintViolationError,

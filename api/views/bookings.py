@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from datetime import UTC, datetime
@@ -117,25 +118,38 @@ async def _event_display(svc: Services, event_id: int) -> tuple[str, str, str]:
     return name, venue, time
 
 
-async def _record_by_job(svc: Services, job_id: str) -> Record | None:
-    match = JOB_ID.match(job_id)
-    if match is None:
-        return None
-    # Redis first, then Postgres (engine.get_booking falls back for evicted records).
-    record = await svc.engine.get_booking(int(match.group(1)))
-    if record is not None and secrets.compare_digest(record.job_id, job_id):
-        return record
-    return None
+async def _display(svc: Services, generation: int, event_id: int) -> tuple[str, str, str]:
+    """An event's name, venue and time: this process's row if it read one in this generation
+    (no Redis or Postgres read), else Redis's inventory, else Postgres."""
+    cached = svc.catalog.rows.get(event_id)
+    if cached is not None and cached.generation == generation:
+        row = cached.row
+        return row["name"], row["venue"], row["time"].isoformat()
+    return await _event_display(svc, event_id)
 
 
 async def job_status(request: web.Request) -> web.Response:
+    """One Redis round trip while the booking's record is in Redis (its state, whether it is
+    still on its way to Postgres, and the list generation); one Postgres query (a JOIN with
+    its event) once it was persisted and evicted."""
     job_id = request.match_info.get("job_id", "")
-    svc = services(request)
-    record = await _record_by_job(svc, job_id)
-    if record is None:
+    match = JOB_ID.match(job_id)
+    if match is None:
         raise ApiError(404, "JOB_NOT_FOUND", "Job not found")
-    persisted_version = await queries.persisted_version(svc.pool, record.id)
-    name, venue, time = await _event_display(svc, record.event_id)
+    svc = services(request)
+    booking_id = int(match.group(1))
+    generation, state = await asyncio.gather(svc.reads.generation(), svc.reads.booking(booking_id))
+    if state is not None and state.record is not None:
+        record, persisted = state.record, not state.pending
+        name, venue, time = await _display(svc, generation, record.event_id)
+    else:
+        row = await queries.booking_with_event(svc.pool, booking_id)
+        if row is None:
+            raise ApiError(404, "JOB_NOT_FOUND", "Job not found")
+        record, persisted = queries.record_of_row(row), True
+        name, venue, time = row["event_name"], row["event_venue"], row["event_time"].isoformat()
+    if not secrets.compare_digest(record.job_id, job_id):
+        raise ApiError(404, "JOB_NOT_FOUND", "Job not found")
     status = JobStatus(
         job_id=record.job_id,
         status="completed",
@@ -143,7 +157,7 @@ async def job_status(request: web.Request) -> web.Response:
         event_id=record.event_id,
         timestamp=_ts(record.confirmed_ms),
         result=JobResult(record.id, name, venue, time, record.seats, record.status),
-        persisted=persisted_version is not None and persisted_version >= record.version,
+        persisted=persisted,
         expires_at=_ts(record.expires_ms) if record.expires_ms else None,
     )
     return json_response(status)

@@ -3,6 +3,8 @@ delete. Every change reaches Redis inventory in the same request."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,10 +13,10 @@ from aiohttp import web
 from msgspec import UNSET
 
 from api.auth import bearer, require_admin
+from api.catalog import Catalog, ListedPage
 from api.context import Services, services
 from api.errors import ApiError, from_engine, not_found
-from api.http import json_response, path_id, query_flag, query_int, read_body
-from api.ratelimit import unavailable_as_503
+from api.http import encode_json, json_response, path_id, query_flag, query_int, raw_json, read_body
 from api.schemas import (
     CreateEventRequest,
     EventListResponse,
@@ -25,8 +27,10 @@ from api.schemas import (
 from engine.booking import EventSpec
 from engine.errors import Code, EngineError
 from engine.holds import Holds
+from engine.reads import LiveCounts
 from engine.records import Inventory
 from persistence import queries
+from persistence.db import POSTGRES_DOWN
 
 
 class CachedPage(msgspec.Struct):
@@ -92,8 +96,9 @@ async def _chunk(svc: Services, generation: int, index: int) -> tuple[CachedPage
     return chunk, False
 
 
-async def _cached_page(svc: Services, page: int, limit: int) -> tuple[CachedPage, str]:
-    generation = int(await svc.redis.get(svc.keys.events_cache_generation) or 0)
+async def _cached_page(
+    svc: Services, generation: int, page: int, limit: int
+) -> tuple[CachedPage, str]:
     offset = (page - 1) * limit
     first, hit = await _chunk(svc, generation, 0)
     total, hits = first.total, [hit]
@@ -109,23 +114,38 @@ async def _cached_page(svc: Services, page: int, limit: int) -> tuple[CachedPage
 
 
 async def list_events(request: web.Request) -> web.Response:
+    """Metadata from this process's cache (or Redis's, or Postgres) for the generation read in
+    this request; live counts at most COUNTS_MAX_AGE old; the answer reused as bytes."""
     page = query_int(request, "page", 1, 1, 1_000_000)
     limit = query_int(request, "limit", 50, 1, 100)
     svc = services(request)
-    cached, source = await _cached_page(svc, page, limit)
-    ids = [e.id for e in cached.events]
-    inventories = await svc.engine.inventories(ids)
-    pending = await svc.engine.pending_impressions(ids)
-    data = [
-        msgspec.structs.replace(
-            e,
-            available=None if (inv := inventories[e.id]) is None else inv.available,
-            held=None if inv is None else inv.held,
-            impressions=e.impressions + pending[e.id],
-        )
-        for e in cached.events
-    ]
-    return json_response(EventListResponse(source, data, page, limit, cached.total))
+    generation = await svc.reads.generation()
+    listed = svc.catalog.page(generation, page, limit)
+    if listed is not None and Catalog.fresh(listed):
+        return raw_json(listed.body)
+    source = "cache"
+    if listed is None:
+        cached, source = await _cached_page(svc, generation, page, limit)
+        listed = ListedPage(generation, cached.events, cached.total, source)
+        svc.catalog.keep_page(page, limit, listed)
+    counts = await svc.reads.counts([e.id for e in listed.events])
+    data = [_with_counts(e, counts.get(e.id)) for e in listed.events]
+    listed.body = encode_json(EventListResponse("cache", data, page, limit, listed.total))
+    listed.counted_at = time.monotonic()
+    if source == "cache":
+        return raw_json(listed.body)
+    return json_response(EventListResponse(source, data, page, limit, listed.total))
+
+
+def _with_counts(event: EventOut, counts: LiveCounts | None) -> EventOut:
+    if counts is None:
+        return event
+    return msgspec.structs.replace(
+        event,
+        available=counts.available,
+        held=None if counts.available is None else counts.held,
+        impressions=event.impressions + counts.pending_views,
+    )
 
 
 IMPRESSION_WINDOW_SECONDS = 60
@@ -142,30 +162,29 @@ def _viewer(request: web.Request) -> str:
     return f"ip{request.remote or 'unknown'}"
 
 
-async def _count_view(request: web.Request, svc: Services, event_id: int) -> int:
-    """One impression per viewer per event per minute: reloading a page, or a script
-    requesting it in a loop, no longer makes an event popular. Returns the views not yet
-    flushed, as engine.count_impression does. One round trip for a repeated view."""
-    seen = svc.keys.impression_seen(event_id, _viewer(request))
-    shard_counts = svc.keys.event(event_id).shard_keys.impressions
-    with unavailable_as_503():
-        async with svc.redis.pipeline(transaction=False) as pipe:
-            pipe.set(seen, 1, nx=True, ex=IMPRESSION_WINDOW_SECONDS)
-            pipe.hget(shard_counts, str(event_id))
-            first, pending = await pipe.execute()
-    if first:
-        return await svc.engine.count_impression(event_id)
-    return int(pending or 0)
-
-
 async def view_event(request: web.Request) -> web.Response:
+    """One impression per viewer per event per minute (reloading a page, or a script asking
+    in a loop, no longer makes an event popular), counted with the live counts in one script
+    call; the row from this process's cache, so no Postgres query per view."""
     event_id = path_id(request)
     svc = services(request)
-    row = await queries.event_by_id(svc.pool, event_id)
+    generation, (inventory, pending) = await asyncio.gather(
+        svc.reads.generation(),
+        svc.reads.view(event_id, _viewer(request), IMPRESSION_WINDOW_SECONDS),
+    )
+    row = svc.catalog.row(generation, event_id, pending)
     if row is None:
-        raise not_found("event")
-    pending = await _count_view(request, svc, event_id)
-    inventory = (await svc.engine.inventories([event_id]))[event_id]
+        try:
+            row = await queries.event_by_id(svc.pool, event_id)
+        except POSTGRES_DOWN:
+            listed = svc.catalog.listed_event(event_id)
+            if listed is None or inventory is None:
+                raise
+            counts = LiveCounts(inventory.available, inventory.held, pending)
+            return json_response(_with_counts(listed, counts))
+        if row is None:
+            raise not_found("event")
+        svc.catalog.keep_row(generation, event_id, row, pending)
     return json_response(event_out(row, inventory, pending))
 
 

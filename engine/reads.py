@@ -1,0 +1,116 @@
+"""The crowd's reads (event list, event page, booking status), each one script call per shard
+sent on the engine's pipelined connection: a request costs one Redis round trip, however many
+events it shows, and no redis-py command building or parsing on the way. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.booking import Engine, guarded
+from engine.records import Inventory, Record, decode_record, is_record, tombstone_version
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCounts:
+    """What the event list shows live of one event."""
+
+    available: int | None  # None: not loaded in Redis
+    held: int
+    pending_views: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookingState:
+    """What Redis knows of a booking: its record (None when only a tombstone is left), the
+    tombstone's version, and whether its latest version still waits for Postgres."""
+
+    record: Record | None
+    tombstone: int | None
+    pending: bool
+
+
+class Reads:
+    def __init__(self, engine: Engine) -> None:
+        self.keys = engine.keys
+        self.scripts = engine.scripts
+        self._generation_key = [engine.keys.events_cache_generation]
+
+    async def generation(self) -> int:
+        """The event-list generation: every change to an event bumps it."""
+        return int(await guarded(lambda: self.scripts.generation(keys=self._generation_key)))
+
+    async def view(
+        self, event_id: int, viewer: str, window_seconds: int
+    ) -> tuple[Inventory | None, int]:
+        """Count one view (once per viewer per window) and read the event's live counts:
+        (inventory or None when not loaded, views not yet flushed to Postgres)."""
+        ek = self.keys.event(event_id)
+        seen = self.keys.impression_seen(event_id, viewer)
+        reply: list[Any] = await guarded(
+            lambda: self.scripts.view(
+                keys=[ek.inventory, ek.shard_keys.impressions, seen],
+                args=[event_id, window_seconds],
+            )
+        )
+        if not reply:
+            return None, 0
+        cap, avail, sold, held, mpu, is_open, pending = reply
+        inventory = Inventory(
+            capacity=int(cap),
+            available=int(avail),
+            sold=int(sold or 0),
+            held=int(held or 0),
+            max_per_user=int(mpu or 1),
+            open=is_open == b"1",
+        )
+        return inventory, int(pending)
+
+    async def counts(self, event_ids: Sequence[int]) -> dict[int, LiveCounts]:
+        """Live counts of many events: one script call per shard, all in one round trip."""
+        by_shard: dict[int, list[int]] = {}
+        for event_id in event_ids:
+            by_shard.setdefault(self.keys.shard_of_event(event_id), []).append(event_id)
+
+        async def read() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    self.scripts.counts(
+                        keys=[
+                            *(self.keys.event(e).inventory for e in ids),
+                            self.keys.shard(shard).impressions,
+                        ],
+                        args=ids,
+                    )
+                    for shard, ids in by_shard.items()
+                )
+            )
+
+        found: dict[int, LiveCounts] = {}
+        if not by_shard:
+            return found
+        for ids, flat in zip(by_shard.values(), await guarded(read), strict=True):
+            for i, event_id in enumerate(ids):
+                avail, held, pending = flat[3 * i : 3 * i + 3]
+                found[event_id] = LiveCounts(
+                    None if avail < 0 else int(avail), int(held), int(pending)
+                )
+        return found
+
+    async def booking(self, booking_id: int) -> BookingState | None:
+        """The booking as Redis holds it, in one call; None when Redis holds nothing of it."""
+        shard = self.keys.shard_of_booking(booking_id)
+        if shard >= self.keys.shard_count:
+            return None
+        sk = self.keys.shard(shard)
+        reply: list[Any] = await guarded(
+            lambda: self.scripts.status(keys=[sk.bookings, sk.pending], args=[booking_id])
+        )
+        if not reply:
+            return None
+        raw, pending = reply
+        if is_record(raw):
+            return BookingState(decode_record(raw), None, bool(pending))
+        return BookingState(None, tombstone_version(raw), bool(pending))
