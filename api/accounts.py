@@ -32,12 +32,15 @@ import asyncpg
 import structlog
 
 from persistence import accounts as sql
+from persistence.db import POSTGRES_DOWN
 
 log = structlog.get_logger("accounts")
 
 HEARTBEAT_SECONDS = 1.0
 APPLICATION_NAME = "boxoffice-account-listener"  # so operators see it in pg_stat_activity
 _RETRY_SECONDS = 1.0
+OUTAGE_PAUSE_SECONDS = 1.0  # after a failed lookup, Postgres is not asked for this long
+LOOKUP_TIMEOUT_SECONDS = 1.0  # a hung Postgres must not hold a booking for long
 PURGE_SECONDS = 600.0  # revoked_tokens rows of expired tokens go this often (any process)
 
 
@@ -52,9 +55,16 @@ class Miss:
     """Not cached (or the cache cannot be trusted now): ask Postgres."""
 
 
+class Unverified:
+    """Postgres cannot be reached and this process has never seen the account: the token's
+    own claims stand (seat routes only; admin routes answer 503 instead)."""
+
+
 MISS: Final = Miss()
+UNVERIFIED: Final = Unverified()
 # None: the account does not exist (deleted); cached like any other state.
 Cached = AccountState | None | Miss
+Loaded = AccountState | None | Unverified
 
 
 class AccountStates:
@@ -70,6 +80,7 @@ class AccountStates:
         self._waiting: dict[int, asyncio.Future[AccountState | None]] = {}
         self._batches: set[asyncio.Task[None]] = set()
         self.listening = False
+        self._down_until = 0.0
 
     def cached(self, user_id: int) -> Cached:
         """The cached state, without a coroutine (the booking path calls this first)."""
@@ -80,16 +91,32 @@ class AccountStates:
             return MISS
         return entry[1]
 
-    async def load(self, user_id: int) -> AccountState | None:
+    async def load(self, user_id: int, *, fresh: bool = False) -> Loaded:
         """Ask Postgres. Every miss of one event-loop tick shares one query (a cold cache
-        under load would otherwise queue a pool connection per request)."""
-        future = self._waiting.get(user_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._waiting[user_id] = future
-            if len(self._waiting) == 1:
-                asyncio.get_running_loop().call_soon(self._start_batch)
-        return await asyncio.shield(future)
+        under load would otherwise queue a pool connection per request).
+
+        Postgres down (DESIGN §4: bookings go on through an outage): nothing can change an
+        account while the system of record is down, so the last state this process knew
+        stands, or, for an account it never saw, the token's own claims (UNVERIFIED); a
+        failed lookup keeps Postgres from being asked again for OUTAGE_PAUSE_SECONDS.
+        `fresh` (admin rights) never falls back: 503."""
+        if time.monotonic() >= self._down_until:
+            future = self._waiting.get(user_id)
+            if future is None:
+                future = asyncio.get_running_loop().create_future()
+                self._waiting[user_id] = future
+                if len(self._waiting) == 1:
+                    asyncio.get_running_loop().call_soon(self._start_batch)
+            try:
+                return await asyncio.shield(future)
+            except POSTGRES_DOWN:
+                self._down_until = time.monotonic() + OUTAGE_PAUSE_SECONDS
+                if fresh:
+                    raise
+        elif fresh:
+            raise OSError("Postgres unreachable a moment ago")
+        entry = self._entries.get(user_id)
+        return UNVERIFIED if entry is None else entry[1]
 
     def _start_batch(self) -> None:
         batch, self._waiting = self._waiting, {}
@@ -100,14 +127,14 @@ class AccountStates:
     async def _load_batch(self, batch: dict[int, asyncio.Future[AccountState | None]]) -> None:
         changes = self._changes
         try:
-            async with self._pool.acquire() as conn:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS), self._pool.acquire() as conn:
                 found = await sql.states(conn, list(batch))
         except Exception as exc:  # each waiter raises it (503 by the middleware)
             for future in batch.values():
                 if not future.done():
                     future.set_exception(exc)
             return
-        keep = self.listening and changes == self._changes  # no change arrived meanwhile
+        keep = changes == self._changes  # no change arrived meanwhile
         if keep and len(self._entries) + len(batch) > self._size:
             self._entries.clear()  # rare; each entry is one cheap query to get back
         expires = time.monotonic() + self._max_age
@@ -154,8 +181,9 @@ class AccountStates:
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("account_listener_lost", error=type(exc).__name__)
             finally:
+                # Not trusted without the listener (cached() misses), but kept: the last
+                # known states while Postgres is down. Cleared again on reconnect.
                 self.listening = False
-                self._forget_all()
                 if conn is not None:
                     conn.terminate()  # no goodbye on a connection that may be dead
             with contextlib.suppress(TimeoutError):

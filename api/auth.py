@@ -7,7 +7,7 @@ import dataclasses
 
 from aiohttp import web
 
-from api.accounts import MISS, AccountState, Miss
+from api.accounts import MISS, Loaded, Miss, Unverified
 from api.context import services
 from api.errors import ApiError
 from api.tokens import ACCESS, InvalidToken, Principal
@@ -34,8 +34,11 @@ def verified(request: web.Request, token: str, kind: str = ACCESS) -> Principal:
         raise ApiError(401, "UNAUTHORIZED", exc.reason) from None
 
 
-def current(principal: Principal, state: AccountState | None) -> Principal:
-    """The principal with the account's live role, or 401 if the token no longer counts."""
+def current(principal: Principal, state: Loaded) -> Principal:
+    """The principal with the account's live role, or 401 if the token no longer counts.
+    UNVERIFIED (Postgres down, account never seen here): the token's claims stand."""
+    if isinstance(state, Unverified):
+        return principal
     if state is None:
         raise ApiError(401, "UNAUTHORIZED", "Account no longer exists")
     if principal.version != state.token_version or principal.jti in state.revoked:
@@ -51,7 +54,7 @@ async def authenticate(request: web.Request, *, fresh: bool = False) -> Principa
     principal = bearer(request)
     accounts = services(request).accounts
     cached = MISS if fresh else accounts.cached(principal.id)
-    state = await accounts.load(principal.id) if isinstance(cached, Miss) else cached
+    state = await accounts.load(principal.id, fresh=fresh) if isinstance(cached, Miss) else cached
     principal = current(principal, state)
     request[PRINCIPAL] = principal
     return principal

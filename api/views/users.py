@@ -107,7 +107,7 @@ async def refresh(request: web.Request) -> web.Response:
     svc = services(request)
     body = await read_body(request, RefreshRequest)
     principal = verified(request, body.refresh_token, REFRESH)
-    current(principal, await svc.accounts.load(principal.id))
+    current(principal, await svc.accounts.load(principal.id, fresh=True))
     row = await queries.user_by_id(svc.pool, principal.id)
     if row is None:
         raise ApiError(401, "UNAUTHORIZED", "Account no longer exists")
