@@ -39,10 +39,28 @@ class EventRow:
     pending_views: int = 0
 
 
+# How long the last generation read by a list or page request stands for the status route,
+# which then reads no generation of its own: an event renamed shows in a booking's status
+# within this long.
+GENERATION_MAX_AGE = 1.0
+
+
 @dataclass
 class Catalog:
     pages: dict[tuple[int, int], ListedPage] = field(default_factory=dict)
     rows: dict[int, EventRow] = field(default_factory=dict)
+    generation: int = -1
+    generation_at: float = 0.0
+
+    def saw_generation(self, generation: int) -> int:
+        self.generation, self.generation_at = generation, time.monotonic()
+        return generation
+
+    def recent_generation(self) -> int | None:
+        """The generation read less than GENERATION_MAX_AGE ago, if any."""
+        if time.monotonic() - self.generation_at < GENERATION_MAX_AGE:
+            return self.generation
+        return None
 
     def page(self, generation: int, page: int, limit: int) -> ListedPage | None:
         found = self.pages.get((page, limit))

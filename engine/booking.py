@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
+from redis.asyncio import RedisCluster
 
 from engine import randomness
 from engine.errors import Code, EngineError, EngineUnavailable
@@ -262,15 +263,18 @@ class Engine:
 
     async def pending_of_user(self, user_id: int) -> list[Record]:
         """The user's booking records Redis holds and Postgres does not yet (latest versions,
-        newest first): every shard asked in one pipelined round trip (lua/pending.lua)."""
+        newest first), by lua/pending.lua. On one server, one call reads every shard (keys of
+        several slots are fine there); on a cluster, one call per shard, all in one pipelined
+        round trip."""
+        shards = self.keys.shards()
+        if isinstance(self.redis, RedisCluster):
+            calls = [([sk.pending, sk.bookings], [user_id]) for sk in shards]
+        else:
+            keys = [k for sk in shards for k in (sk.pending, sk.bookings)]
+            calls = [(keys, [user_id])]
 
         async def read() -> list[Any]:
-            return await asyncio.gather(
-                *(
-                    self.scripts.pending(keys=[sk.pending, sk.bookings], args=[user_id])
-                    for sk in self.keys.shards()
-                )
-            )
+            return await asyncio.gather(*(self.scripts.pending(keys=k, args=a) for k, a in calls))
 
         found = [decode_record(raw) for raws in await guarded(read) for raw in raws]
         return sorted(found, key=lambda r: r.id, reverse=True)

@@ -81,6 +81,8 @@ class Results:
     memory: Memory | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    # The crowd's routes: per route, each round's (route req/s, /healthz req/s) on one process
+    routes: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def add(self, key: str, measure: Measure) -> Measure:
         self.measures[key] = measure
@@ -127,6 +129,7 @@ class Bench:
             self.results.add("engine", await measure_engine(stage, self.s.duration))
             self.results.add("drain", await measure_drain(stage))
             await self.http(stage, servers[:1])
+            await self.routes(stage, servers[0])
             await self.calibration(stage)
             await self.http(stage, servers)
             await self.hot(stage, servers)
@@ -167,6 +170,49 @@ class Bench:
         )  # fmt: skip
         self.results.add(f"healthz{n}", health)
         self.results.add(f"book{n}", book)
+
+    async def routes(self, stage: Stage, server: Server) -> None:
+        """The crowd's routes and the crowd mix (60% list, 25% event page, 10% status, 5%
+        book) on one process, each against the same server's /healthz in every round: the
+        report takes the median of the rounds' ratios."""
+        targets, watch = [server.target], {"server": [server.proc.pid]}
+        await Persister(stage.redis, stage.pool, stage.keys).drain_once()
+        bookers = stage.users[:200]
+        tokens = stage.tokens[: len(bookers)]
+        jobs = [
+            (await stage.engine.book(stage.events[i % len(stage.events)], user)).record.job_id
+            for i, user in enumerate(bookers)
+        ]
+        pages = [f"/api/events/{e}/view" for e in stage.events]
+        book = f"/api/bookings/{stage.events[0]}/book"
+        mix = ["GET /api/events/view"] * 12 + [f"GET {p}" for p in (pages * 5)[:5]]
+        mix += [f"GET /api/bookings/status/{j}" for j in jobs[:2]] + [f"POST {book}"]
+        loads: dict[str, tuple[list[str], str, list[str]]] = {
+            "list": (["/api/events/view"], "GET", []),
+            "page": (pages, "GET", []),
+            "status": ([f"/api/bookings/status/{j}" for j in jobs], "GET", []),
+            "history": (["/api/bookings/history"], "GET", tokens),
+            "book": ([book], "POST", stage.tokens),
+            "mix": (mix, "GET", stage.tokens),
+        }
+        seconds = self.s.duration / self.s.rounds
+        for _ in range(self.s.rounds):
+            health = await self.gen.peak(
+                "GET /healthz, routes", targets, ["/healthz"], duration=seconds, watch=watch
+            )
+            for name, (paths, method, with_tokens) in loads.items():
+                measure = await self.gen.peak(
+                    f"route {name}",
+                    targets,
+                    paths,
+                    method=method,
+                    tokens=with_tokens,
+                    ok=frozenset({200, 202}),
+                    duration=seconds,
+                    watch=watch,
+                )
+                print(report.progress_line(measure), file=sys.stderr, flush=True)
+                self.results.routes.setdefault(name, []).append((measure.rate, health.rate))
 
     async def alternating(
         self,

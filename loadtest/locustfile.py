@@ -80,7 +80,9 @@ class Shopping(TaskSet):
             return Shopping.flash_sale
         return super().get_next_task()  # type: ignore[no-untyped-call,no-any-return]
 
-    @task(70)
+    # The crowd's shape, as the bench's crowd mix: 60% list, 25% event page, 10% polling a
+    # booking's status, 5% booking (whose answer is then polled once and sometimes cancelled).
+    @task(60)
     def browse(self) -> None:
         page = random.randint(1, 3)
         with self.client.get(
@@ -92,13 +94,20 @@ class Shopping(TaskSet):
                     _STATE["events"] = sorted({*_STATE["events"], *(e["id"] for e in data)})
                 response.success()
 
-    @task(20)
+    @task(25)
     def view(self) -> None:
         event_id = self.user.some_event()
         if event_id is not None:
             self.client.get(f"/api/events/{event_id}/view", name="/api/events/[id]/view")
 
     @task(10)
+    def poll(self) -> None:
+        """The original's clients poll their booking's status until it is decided."""
+        if self.user.job_ids:
+            job_id = random.choice(self.user.job_ids)
+            self.client.get(f"/api/bookings/status/{job_id}", name="/api/bookings/status/[jobId]")
+
+    @task(5)
     def book(self) -> None:
         event_id = self.user.some_event()
         if event_id is not None:
@@ -117,6 +126,7 @@ class Shopper(HttpUser):
 
     def on_start(self) -> None:
         self.flashed = False
+        self.job_ids: list[str] = []
         options = self.environment.parsed_options
         self.flash_at = float(options.flash_at) if options else 0.0
         if options and options.hot_event:
@@ -172,6 +182,7 @@ class Shopper(HttpUser):
                 response.failure(f"{response.status_code}: {response.text[:200]}")
                 return
             answer = response.json()
+        self.job_ids.append(answer["jobId"])
         self.client.get(answer["statusEndpoint"], name="/api/bookings/status/[jobId]")
         if random.random() < 0.2:
             self.client.delete(

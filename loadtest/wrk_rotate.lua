@@ -1,7 +1,7 @@
 -- wrk script for the bench: rotate pre-made tokens and request paths, one server per thread.
 -- Read from the environment (wrk passes no arguments to setup()):
 --   BENCH_METHOD  GET or POST
---   BENCH_PATHS   file, one request path a line
+--   BENCH_PATHS   file, one request path a line, or "METHOD path" (a mix of routes)
 --   BENCH_TOKENS  file, one bearer token a line (optional: no Authorization header)
 --   BENCH_ADDRS   "host:port,host:port": thread i loads address i mod n
 -- Prints one line 'BENCH_JSON {...}': counts, and latency percentiles in microseconds.
@@ -24,14 +24,17 @@ function init(args)
   local paths = common.lines(os.getenv("BENCH_PATHS"))
   local tokens = common.lines(os.getenv("BENCH_TOKENS"))
   local offset = (thread_index or 0) * 7919
-  local body = nil
-  if method ~= "GET" then body = "" end
   for i = 0, math.max(#paths, #tokens) - 1 do
     local headers = {}
     if #tokens > 0 then
       headers["Authorization"] = "Bearer " .. tokens[((i + offset) % #tokens) + 1]
     end
-    prepared[i + 1] = wrk.format(method, paths[(i % #paths) + 1], headers, body)
+    local line = paths[(i % #paths) + 1]
+    local verb, path = string.match(line, "^(%u+) (.+)$")
+    verb, path = verb or method, path or line
+    local body = nil
+    if verb ~= "GET" then body = "" end
+    prepared[i + 1] = wrk.format(verb, path, headers, body)
   end
 end
 

@@ -133,13 +133,47 @@ async def delete_event(conn: Any, event_id: int) -> None:
 # -- bookings ----------------------------------------------------------------------------
 
 
+_HISTORY_COLUMNS = (
+    "b.id, b.user_id, b.event_id, b.seats, b.status, b.version, b.job_id,"
+    " b.created_at, b.confirmed_at, b.updated_at, b.persisted_at,"
+    " e.name AS event_name, e.venue AS event_venue, e.time AS event_time,"
+    " e.capacity AS event_capacity"
+)
+
+# One query per history page, whatever Redis still holds for the user ($2: the ids of the
+# user's records on their way to Postgres). Rows of kind 'row' are the page of Postgres's
+# bookings, shifted by the records Postgres does not have at all (they come first, from
+# Redis); rows of kind 'known' say which of those ids Postgres has (at some version); rows of
+# kind 'event' give the display fields of the events of those records.
+HISTORY = f"""
+WITH fresh AS (
+    SELECT cardinality($2::bigint[]) - count(*) AS n FROM bookings WHERE id = ANY($2::bigint[])
+)
+(SELECT 'row' AS kind, {_HISTORY_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
+ WHERE b.user_id = $1 ORDER BY b.id DESC
+ OFFSET GREATEST(0, $3 - (SELECT n FROM fresh))
+ LIMIT $4 - LEAST(GREATEST((SELECT n FROM fresh) - $3, 0), $4))
+UNION ALL
+(SELECT 'known', {_HISTORY_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
+ WHERE b.id = ANY($2::bigint[]))
+UNION ALL
+(SELECT 'event', NULL, NULL, e.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+        e.name, e.venue, e.time, e.capacity
+ FROM events e WHERE e.id = ANY($5::bigint[]))
+"""
+
+
+async def history_page(
+    pool: Any, user_id: int, pending: list[int], start: int, limit: int, events: list[int]
+) -> list[Row]:
+    """See HISTORY: the page's rows, which pending ids Postgres knows, and event fields."""
+    return list(await pool.fetch(HISTORY, user_id, pending, start, limit, events))
+
+
 async def bookings_of_user(pool: Any, user_id: int, offset: int, limit: int) -> list[Row]:
     return list(
         await pool.fetch(
-            "SELECT b.id, b.user_id, b.event_id, b.seats, b.status, b.version, b.job_id,"
-            " b.created_at, b.confirmed_at, b.updated_at, b.persisted_at,"
-            " e.name AS event_name, e.venue AS event_venue, e.time AS event_time,"
-            " e.capacity AS event_capacity"
+            f"SELECT {_HISTORY_COLUMNS}"
             " FROM bookings b JOIN events e ON e.id = b.event_id"
             " WHERE b.user_id = $1 ORDER BY b.id DESC OFFSET $2 LIMIT $3",
             user_id,
@@ -147,14 +181,6 @@ async def bookings_of_user(pool: Any, user_id: int, offset: int, limit: int) -> 
             limit,
         )
     )
-
-
-async def persisted_ids(pool: Any, booking_ids: list[int]) -> set[int]:
-    """Which of these bookings Postgres holds (at any version); no query for none."""
-    if not booking_ids:
-        return set()
-    rows = await pool.fetch("SELECT id FROM bookings WHERE id = ANY($1::bigint[])", booking_ids)
-    return {int(r["id"]) for r in rows}
 
 
 async def persisted_version(pool: Any, booking_id: int) -> int | None:

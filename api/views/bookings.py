@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from datetime import UTC, datetime
@@ -118,9 +117,11 @@ async def _event_display(svc: Services, event_id: int) -> tuple[str, str, str]:
     return name, venue, time
 
 
-async def _display(svc: Services, generation: int, event_id: int) -> tuple[str, str, str]:
-    """An event's name, venue and time: this process's row if it read one in this generation
-    (no Redis or Postgres read), else Redis's inventory, else Postgres."""
+async def _display(svc: Services, event_id: int) -> tuple[str, str, str]:
+    """An event's name, venue and time: this process's row if it was read in the generation
+    a list or page request saw in the last second (no Redis or Postgres read: under a crowd
+    there is always one), else Redis's inventory, else Postgres."""
+    generation = svc.catalog.recent_generation()
     cached = svc.catalog.rows.get(event_id)
     if cached is not None and cached.generation == generation:
         row = cached.row
@@ -129,19 +130,19 @@ async def _display(svc: Services, generation: int, event_id: int) -> tuple[str, 
 
 
 async def job_status(request: web.Request) -> web.Response:
-    """One Redis round trip while the booking's record is in Redis (its state, whether it is
-    still on its way to Postgres, and the list generation); one Postgres query (a JOIN with
-    its event) once it was persisted and evicted."""
+    """One Redis call while the booking's record is in Redis (its state and whether it is
+    still on its way to Postgres); one Postgres query (a JOIN with its event) once it was
+    persisted and evicted."""
     job_id = request.match_info.get("job_id", "")
     match = JOB_ID.match(job_id)
     if match is None:
         raise ApiError(404, "JOB_NOT_FOUND", "Job not found")
     svc = services(request)
     booking_id = int(match.group(1))
-    generation, state = await asyncio.gather(svc.reads.generation(), svc.reads.booking(booking_id))
+    state = await svc.reads.booking(booking_id)
     if state is not None and state.record is not None:
         record, persisted = state.record, not state.pending
-        name, venue, time = await _display(svc, generation, record.event_id)
+        name, venue, time = await _display(svc, record.event_id)
     else:
         row = await queries.booking_with_event(svc.pool, booking_id)
         if row is None:
@@ -174,17 +175,28 @@ async def history(request: web.Request) -> web.Response:
     svc = services(request)
     pending = await svc.engine.pending_of_user(principal.id)
     start = (page - 1) * limit
+    event_ids = sorted({r.event_id for r in pending})
     try:
-        known = await queries.persisted_ids(svc.pool, [r.id for r in pending])
-        fresh = [r for r in pending if r.id not in known]
-        fresh_page = fresh[start : start + limit]
-        room = limit - len(fresh_page)
-        offset = max(0, start - len(fresh))
-        rows = await queries.bookings_of_user(svc.pool, principal.id, offset, room) if room else []
+        found = await queries.history_page(
+            svc.pool, principal.id, [r.id for r in pending], start, limit, event_ids
+        )
     except POSTGRES_DOWN:
         fresh_page, rows = pending[start : start + limit], []
+        events = await _event_summaries(svc, {r.event_id for r in fresh_page})
+    else:
+        known = {r["id"] for r in found if r["kind"] == "known"}
+        fresh_page = [r for r in pending if r.id not in known][start : start + limit]
+        rows = [r for r in found if r["kind"] == "row"]
+        events = {
+            r["event_id"]: EventSummary(
+                r["event_id"], r["event_name"], r["event_venue"], r["event_time"]
+            )
+            for r in found
+            if r["kind"] == "event"
+        }
+        missing = {r.event_id for r in fresh_page} - events.keys()
+        events |= await _event_summaries(svc, missing)
     newer = {r.id: r for r in pending}
-    events = await _event_summaries(svc, {r.event_id for r in fresh_page})
     items = [_history_of_record(r, events[r.event_id]) for r in fresh_page]
     items += [_history_of_row(row, newer.get(row["id"])) for row in rows]
     return json_response(items, headers={"X-Page": str(page), "X-Limit": str(limit)})

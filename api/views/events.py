@@ -119,7 +119,7 @@ async def list_events(request: web.Request) -> web.Response:
     page = query_int(request, "page", 1, 1, 1_000_000)
     limit = query_int(request, "limit", 50, 1, 100)
     svc = services(request)
-    generation = await svc.reads.generation()
+    generation = svc.catalog.saw_generation(await svc.reads.generation())
     listed = svc.catalog.page(generation, page, limit)
     if listed is not None and Catalog.fresh(listed):
         return raw_json(listed.body)
@@ -172,6 +172,7 @@ async def view_event(request: web.Request) -> web.Response:
         svc.reads.generation(),
         svc.reads.view(event_id, _viewer(request), IMPRESSION_WINDOW_SECONDS),
     )
+    svc.catalog.saw_generation(generation)
     row = svc.catalog.row(generation, event_id, pending)
     if row is None:
         try:
