@@ -119,6 +119,7 @@ def _serve(config: Config, with_persister: bool, reuse_port: bool = False) -> in
         access_log=None,
         print=None,
         reuse_port=reuse_port or None,
+        keepalive_timeout=config.keepalive_seconds,  # also the header-read deadline
     )
     return 0
 

@@ -99,6 +99,12 @@ class Config:
         "After a hold is released or lapses, its user waits this long to hold that event again.",
     )
     max_body_bytes: int = _setting(65536, "BOXOFFICE_MAX_BODY_BYTES", "Request body cap (413).")
+    keepalive_seconds: int = _setting(
+        15,
+        "BOXOFFICE_KEEPALIVE_SECONDS",
+        "A connection idle this long, or whose request headers have not all arrived in this"
+        " long, is closed (aiohttp's keep-alive timer; its default was an hour).",
+    )
     body_deadline_seconds: int = _setting(
         10,
         "BOXOFFICE_BODY_DEADLINE_SECONDS",
@@ -243,6 +249,7 @@ class Config:
             "jwt_ttl_seconds",
             "refresh_ttl_seconds",
             "body_deadline_seconds",
+            "keepalive_seconds",
             "hold_max_seats_user",
             "hold_max_seats_ip",
             "account_cache_seconds",

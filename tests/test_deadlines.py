@@ -68,3 +68,35 @@ async def test_the_per_user_limit_answers_before_the_body_is_read(config: Config
                 assert await status_of(reader) == 429, route
             finally:
                 writer.close()
+
+
+async def test_headers_that_trickle_are_cut_off_by_the_served_process(config: Config, tmp):
+    """`boxoffice serve` itself (its keep-alive timer, started when the connection opens, is
+    the header-read deadline): a request line sent a byte at a time is dropped."""
+    from api.embedded import free_port
+    from tests.support import Proc, env_of, wait_http
+
+    port = free_port()
+    env = env_of(config, BOXOFFICE_KEEPALIVE_SECONDS="1")
+    proc = Proc(["serve", "--port", str(port)], env, tmp / "serve.log")
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        closed = False
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 60:
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                closed = True
+                break
+            if reader.at_eof():
+                closed = True
+                break
+            await asyncio.sleep(0.1)  # 60+ bytes: over 6 s, far past the 1 s deadline
+        if not closed:
+            closed = await asyncio.wait_for(reader.read(), GUARD_SECONDS) == b""
+        assert closed
+        writer.close()
+    finally:
+        proc.terminate()
