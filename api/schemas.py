@@ -287,6 +287,8 @@ class EventDriftOut(Body):
     drifted: bool
     expected_held: int = 0
     held_drift: int = 0
+    # Seats taken (sold + held, by the truth) beyond the capacity: nothing repairs them.
+    oversold: int = 0
 
 
 class ReconcileResponse(Body):

@@ -170,7 +170,10 @@ class Holds:
                     if raw is not None
                 )
             )
-            return sum(1 for r in replies if isinstance(r, list) and r[0] == b"ok" and r[1])
+            expired = [decode_record(r[1]) for r in replies if r[0] == b"ok" and r[1]]
+            for record in expired:  # journaled: an expiry a rolled-back Redis loses is kept
+                await self.engine.settle(record)
+            return len(expired)
 
         return await guarded(run) if ids else 0
 

@@ -169,6 +169,25 @@ class Recovery:
                 changed += int(script_reply(reply)[1])
         return changed
 
+    async def loaded(self, event_ids: list[int]) -> set[int]:
+        """Which of these events have inventory in Redis (one pipelined round trip)."""
+        if not event_ids:
+            return set()
+
+        async def read() -> list[Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            for event_id in event_ids:
+                pipe.exists(self.keys.event(event_id).inventory)
+            return await pipe.execute()
+
+        found = await guarded(read)
+        return {e for e, n in zip(event_ids, found, strict=True) if n}
+
+    async def close(self, event_id: int) -> None:
+        """Stop selling an event whatever its counters say (a recovery, while frozen)."""
+        inventory = self.keys.event(event_id).inventory
+        await guarded(lambda: self.redis.hset(inventory, "open", "0"))
+
     async def fences(self) -> list[tuple[int, bool]]:
         """(booking tick, frozen) of every shard, in one round trip."""
 

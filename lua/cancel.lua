@@ -37,12 +37,16 @@ if r.e ~= event_id then return {"err", "BOOKING_NOT_FOUND", 0} end
 if ARGV[4] ~= "1" and r.u ~= actor then return {"err", "FORBIDDEN", 0} end
 if r.st == "HELD" then return {"err", "HOLD_NOT_CONFIRMED", 0} end  -- release.lua lets go
 if r.st ~= "CONFIRMED" then return {"err", "ALREADY_CANCELLED", 0} end
-if redis.call("EXISTS", KEYS[1]) == 0 then return {"err", "EVENT_NOT_LOADED", 0} end
+local inv = redis.call("HMGET", KEYS[1], "cap", "avail", "sold", "held")
+if not inv[1] then return {"err", "EVENT_NOT_LOADED", 0} end
 
 local now = redis.call("TIME")
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call("HINCRBY", KEYS[1], "avail", r.s)
-redis.call("HINCRBY", KEYS[1], "sold", -r.s)
+-- Never more available than the capacity leaves (see release.lua).
+local sold = tonumber(inv[3] or "0") - r.s
+local avail = math.min(tonumber(inv[2] or "0") + r.s,
+  tonumber(inv[1]) - sold - tonumber(inv[4] or "0"))
+redis.call("HSET", KEYS[1], "sold", sold, "avail", math.max(avail, 0))
 local left = redis.call("HINCRBY", KEYS[2], tostring(r.u), -r.s)
 if left <= 0 then redis.call("HDEL", KEYS[2], tostring(r.u)) end
 

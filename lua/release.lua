@@ -62,10 +62,16 @@ else
   end
   if r.st ~= "HELD" then return {"err", "NOT_HELD", 0} end
 end
-if redis.call("EXISTS", KEYS[1]) == 0 then return {"err", "EVENT_NOT_LOADED", 0} end
+local inv = redis.call("HMGET", KEYS[1], "cap", "avail", "sold", "held")
+if not inv[1] then return {"err", "EVENT_NOT_LOADED", 0} end
 
-redis.call("HINCRBY", KEYS[1], "held", -r.s)
-redis.call("HINCRBY", KEYS[1], "avail", r.s)
+-- Never more available than the capacity leaves: after a recovery that found more taken than
+-- the capacity (an expiry or cancel a rolled-back Redis lost, then resold), freed seats fill
+-- that gap first instead of being sold twice.
+local held = tonumber(inv[4] or "0") - r.s
+local avail = math.min(tonumber(inv[2] or "0") + r.s,
+  tonumber(inv[1]) - tonumber(inv[3] or "0") - held)
+redis.call("HSET", KEYS[1], "held", held, "avail", math.max(avail, 0))
 local left = redis.call("HINCRBY", KEYS[2], tostring(r.u), -r.s)
 if left <= 0 then redis.call("HDEL", KEYS[2], tostring(r.u)) end
 redis.call("ZREM", KEYS[6], ARGV[1])

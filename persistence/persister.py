@@ -64,7 +64,7 @@ class Persister:
         self.token = secrets.token_hex(8)
         self.leases = LeaseManager(redis, keys, self.scripts, self.token, lease_ttl_ms)
         self.renew_every_s = lease_ttl_ms / 4000
-        self.expirer = Expirer(redis, keys, batch_size)
+        self.expirer = Expirer(redis, keys, batch_size, pool)
         self.flushed = 0
         self._postgres_down = False
         self._backlog = True  # start with every lane: a restart usually finds a backlog

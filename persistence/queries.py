@@ -140,22 +140,23 @@ _HISTORY_COLUMNS = (
     " e.capacity AS event_capacity"
 )
 
-# One query per history page, whatever Redis still holds for the user ($2: the ids of the
-# user's records on their way to Postgres). Rows of kind 'row' are the page of Postgres's
-# bookings, shifted by the records Postgres does not have at all (they come first, from
-# Redis); rows of kind 'known' say which of those ids Postgres has (at some version); rows of
-# kind 'event' give the display fields of the events of those records.
+# One query per history page when Redis still holds records of the user that Postgres may not
+# ($2: their ids): 'row' rows are a window of Postgres's bookings wide enough for the page
+# whatever those records turn out to be; 'known' rows say which of those ids Postgres has;
+# 'rank' rows give, per id, how many of the user's rows in Postgres have a higher id (in the
+# `version` column); 'event' rows give the display fields of their events ($5).
 HISTORY = f"""
-WITH fresh AS (
-    SELECT cardinality($2::bigint[]) - count(*) AS n FROM bookings WHERE id = ANY($2::bigint[])
-)
 (SELECT 'row' AS kind, {_HISTORY_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
  WHERE b.user_id = $1 ORDER BY b.id DESC
- OFFSET GREATEST(0, $3 - (SELECT n FROM fresh))
- LIMIT $4 - LEAST(GREATEST((SELECT n FROM fresh) - $3, 0), $4))
+ OFFSET GREATEST(0, $3 - cardinality($2::bigint[])) LIMIT $4 + cardinality($2::bigint[]))
 UNION ALL
 (SELECT 'known', {_HISTORY_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
  WHERE b.id = ANY($2::bigint[]))
+UNION ALL
+(SELECT 'rank', p.id, NULL, NULL, NULL, NULL,
+        (SELECT count(*) FROM bookings b WHERE b.user_id = $1 AND b.id > p.id)::int,
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ FROM unnest($2::bigint[]) AS p(id))
 UNION ALL
 (SELECT 'event', NULL, NULL, e.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
         e.name, e.venue, e.time, e.capacity
@@ -166,7 +167,7 @@ UNION ALL
 async def history_page(
     pool: Any, user_id: int, pending: list[int], start: int, limit: int, events: list[int]
 ) -> list[Row]:
-    """See HISTORY: the page's rows, which pending ids Postgres knows, and event fields."""
+    """See HISTORY."""
     return list(await pool.fetch(HISTORY, user_id, pending, start, limit, events))
 
 

@@ -68,9 +68,17 @@ class EventDrift:
     holds: list[Record] = field(default_factory=list, repr=False)
 
     @property
+    def oversold(self) -> int:
+        """Seats the truth has taken beyond the capacity: answered sales a Redis that went
+        back in time let through twice (a process stalled past the grace, see RUNBOOK).
+        No repair can undo them; they are reported so that someone does."""
+        return max(0, self.expected_sold + self.expected_held - self.pg_capacity)
+
+    @property
     def drifted(self) -> bool:
         return (
-            not self.loaded
+            self.oversold > 0
+            or not self.loaded
             or self.sold_drift != 0
             or self.held_drift != 0
             or self.available_drift != 0
@@ -257,6 +265,7 @@ class Reconciler:
         await self.raise_sequences()
         restored = await self.restore_all_records()
         report, repaired = await self.repair_all()
+        repaired += await self.close_deleted()
         live: dict[int, int] = defaultdict(int)
         held: dict[int, int] = defaultdict(int)
         for drift in report:
@@ -265,6 +274,25 @@ class Reconciler:
         for shard in range(self.keys.shard_count):
             await self.recovery.set_live_count(shard, live[shard], held[shard])
         return repaired, restored
+
+    async def close_deleted(self) -> list[EventDrift]:
+        """Events Postgres has deleted but a Redis that went back in time still sells: closed
+        again (open = 0) and their counters repaired. Only while frozen (a recovery)."""
+        rows = await self.pool.fetch(
+            "SELECT id, name, venue, time, capacity, max_per_user, status FROM events"
+            " WHERE status <> 'OPEN' ORDER BY id"
+        )
+        loaded = await self.recovery.loaded([int(r["id"]) for r in rows])
+        closed = []
+        for event in rows:
+            if int(event["id"]) not in loaded:
+                continue
+            await self.recovery.close(int(event["id"]))
+            drift = await self.inspect(event)
+            if drift.drifted:
+                await self.repair(drift)
+            closed.append(drift)
+        return closed
 
     async def restore_all_records(self, chunk: int = 5000) -> int:
         """Every booking Postgres holds, in id order a chunk at a time, restored into Redis

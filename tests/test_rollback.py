@@ -416,3 +416,143 @@ async def test_without_auto_rebuild_the_cli_repair_recovers_a_rolled_back_redis(
 
 async def _not_ready(client: Any) -> bool:
     return not await ready(client)
+
+
+# Found by an adversarial review: the persister's hold expirer on a rolled-back Redis.
+
+
+async def _persisted_version(pool: Any, booking_id: int) -> int | None:
+    value = await pool.fetchval("SELECT version FROM bookings WHERE id = $1", booking_id)
+    return None if value is None else int(value)
+
+
+async def test_the_expirer_never_lapses_a_hold_whose_confirm_redis_lost(
+    config, pool, accounts, rollback_redis
+):
+    """Capacity 1: a hold (persisted), snapshot, persisting paused, confirm (202: only in
+    Redis and the API's journal), the expiry time passes, Redis goes back to the snapshot. A
+    persister running all along must not lapse the rolled-back HELD copy before a recovery
+    (that EXPIRED version would take the confirm's place in Postgres, and its seat resold)."""
+    config = dataclasses.replace(on(config, rollback_redis), epoch_check_ms=500)
+    (holder_id, holder), (_, rival) = await accounts.make(2)
+    _, admin = await accounts.admin()
+    stop = asyncio.Event()
+    async with TestClient(TestServer(init_app(config))) as client:
+        svc = client.app[SERVICES]
+        persister_redis = connect(rollback_redis.url)
+        persisting = asyncio.create_task(
+            Persister(persister_redis, pool, svc.keys, idle_ms=50).run(stop)
+        )
+        try:
+            event_id = await create_event(client, admin, capacity=1)
+            held = await client.post(
+                f"/api/bookings/{event_id}/hold", json={"ttlSeconds": 1}, headers=auth(holder)
+            )
+            body = await held.json()
+            booking_id = body["bookingId"]
+            await eventually(
+                lambda: _equals(_persisted_version(pool, booking_id), 1), 10, "the hold persisted"
+            )
+            await rollback_redis.snapshot()
+            await svc.redis.set(svc.keys.persister_paused, "1")  # not in the snapshot
+            confirmed = await client.post(
+                f"/api/bookings/holds/{body['holdId']}/confirm", headers=auth(holder)
+            )
+            assert confirmed.status == 202
+            await asyncio.sleep(1.1)  # past the expiry the rolled-back copy carries
+            rollback_redis.roll_back()
+            await eventually(lambda: ready(client), 20, "recovery")
+            late = await retrying(
+                lambda: client.post(f"/api/bookings/{event_id}/book", headers=auth(rival))
+            )
+            assert late.status == 409, await late.text()
+            await asyncio.sleep(0.5)  # whatever the expirer would do, it has done
+        finally:
+            stop.set()
+            await persisting
+            await persister_redis.aclose()
+    row = await pool.fetchrow("SELECT user_id, status FROM bookings WHERE id = $1", booking_id)
+    assert (row["user_id"], row["status"]) == (holder_id, "CONFIRMED")
+
+
+async def _equals(value: Awaitable[Any], expected: Any) -> bool:
+    return await value == expected
+
+
+async def test_an_expiry_redis_lost_is_not_made_twice(config, pool, accounts, rollback_redis):
+    """Capacity 1: a hold (persisted), snapshot, persisting paused; the expirer lapses it and
+    a rival buys the seat (202, only in Redis and the journal); Redis goes back to the
+    snapshot, where the hold still holds the seat. After recovery nobody else may buy it,
+    however the restored hold ends."""
+    config = on(config, rollback_redis)
+    (_, holder), (_, rival), (_, third) = await accounts.make(3)
+    _, admin = await accounts.admin()
+    stop = asyncio.Event()
+    async with TestClient(TestServer(init_app(config))) as client:
+        svc = client.app[SERVICES]
+        persister_redis = connect(rollback_redis.url)
+        persisting = asyncio.create_task(
+            Persister(persister_redis, pool, svc.keys, idle_ms=50).run(stop)
+        )
+        try:
+            event_id = await create_event(client, admin, capacity=1)
+            held = await client.post(
+                f"/api/bookings/{event_id}/hold", json={"ttlSeconds": 1}, headers=auth(holder)
+            )
+            booking_id = (await held.json())["bookingId"]
+            await eventually(
+                lambda: _equals(_persisted_version(pool, booking_id), 1), 10, "the hold persisted"
+            )
+            await rollback_redis.snapshot()
+            await svc.redis.set(svc.keys.persister_paused, "1")
+            await eventually(
+                lambda: _equals(inventory_of(client, event_id), (1, 0)), 10, "the hold lapsed"
+            )
+            bought = await client.post(f"/api/bookings/{event_id}/book", headers=auth(rival))
+            assert bought.status == 202
+            rollback_redis.roll_back()
+            await eventually(lambda: ready(client), 20, "recovery")
+            await asyncio.sleep(1.0)  # the expirer has had every chance to lapse it again
+            again = await retrying(
+                lambda: client.post(f"/api/bookings/{event_id}/book", headers=auth(third))
+            )
+            assert again.status == 409, await again.text()
+            await svc.redis.delete(svc.keys.persister_paused)
+            await eventually(lambda: drained(svc.redis, svc.keys), 10, "persisted")
+        finally:
+            stop.set()
+            await persisting
+            await persister_redis.aclose()
+    sold = await pool.fetchval(
+        "SELECT count(*) FROM bookings WHERE event_id = $1 AND status = 'CONFIRMED'", event_id
+    )
+    assert sold == 1
+
+
+async def test_an_event_deleted_after_the_snapshot_stays_closed(
+    config, pool, accounts, rollback_redis
+):
+    config = on(config, rollback_redis)
+    users = await accounts.make(4)
+    _, admin = await accounts.admin()
+    async with TestClient(TestServer(init_app(config))) as client:
+        svc = client.app[SERVICES]
+        event_id = await create_event(client, admin, capacity=3)
+        booked = await client.post(f"/api/bookings/{event_id}/book", headers=auth(users[0][1]))
+        assert booked.status == 202
+        await persist_all(svc, pool)
+        await rollback_redis.snapshot()
+        deleted = await client.delete(
+            f"/api/events/{event_id}/delete?force=true", headers=auth(admin)
+        )
+        assert deleted.status == 200
+        await persist_all(svc, pool)
+        rollback_redis.roll_back()
+        await eventually(lambda: ready(client), 20, "recovery")
+        for _, token in users[1:]:
+            refused = await retrying(
+                lambda t=token: client.post(f"/api/bookings/{event_id}/book", headers=auth(t))
+            )
+            assert refused.status == 404, await refused.text()
+        inv = (await svc.engine.inventories([event_id]))[event_id]
+        assert inv is not None and not inv.open and inv.sold == 0

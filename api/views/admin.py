@@ -139,6 +139,7 @@ def _drift_out(d: EventDrift) -> EventDriftOut:
         drifted=d.drifted,
         expected_held=d.expected_held,
         held_drift=d.held_drift,
+        oversold=d.oversold,
     )
 
 

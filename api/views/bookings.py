@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from datetime import UTC, datetime
@@ -117,32 +118,36 @@ async def _event_display(svc: Services, event_id: int) -> tuple[str, str, str]:
     return name, venue, time
 
 
-async def _display(svc: Services, event_id: int) -> tuple[str, str, str]:
-    """An event's name, venue and time: this process's row if it was read in the generation
-    a list or page request saw in the last second (no Redis or Postgres read: under a crowd
-    there is always one), else Redis's inventory, else Postgres."""
-    generation = svc.catalog.recent_generation()
-    cached = svc.catalog.rows.get(event_id)
-    if cached is not None and cached.generation == generation:
-        row = cached.row
-        return row["name"], row["venue"], row["time"].isoformat()
-    return await _event_display(svc, event_id)
+async def _display(svc: Services, generation: int, event_id: int) -> tuple[str, str, str]:
+    """An event's name, venue and time for this generation: from this process's memory, else
+    Redis's inventory (or Postgres), then kept."""
+    display = svc.catalog.display(generation, event_id)
+    if display is None:
+        display = await _event_display(svc, event_id)
+        svc.catalog.keep_display(generation, event_id, display)
+    return display
 
 
 async def job_status(request: web.Request) -> web.Response:
-    """One Redis call while the booking's record is in Redis (its state and whether it is
-    still on its way to Postgres); one Postgres query (a JOIN with its event) once it was
-    persisted and evicted."""
+    """One Redis round trip while the booking's record is in Redis (its state, whether it is
+    still on its way to Postgres, and the list generation unless a list or page request read
+    it in the last second); one Postgres query (a JOIN with its event) once it was persisted
+    and evicted."""
     job_id = request.match_info.get("job_id", "")
     match = JOB_ID.match(job_id)
     if match is None:
         raise ApiError(404, "JOB_NOT_FOUND", "Job not found")
     svc = services(request)
     booking_id = int(match.group(1))
-    state = await svc.reads.booking(booking_id)
+    recent = svc.catalog.recent_generation()
+    if recent is None:  # no list or page request read it in the last second: read it too
+        read, state = await asyncio.gather(svc.reads.generation(), svc.reads.booking(booking_id))
+        generation = svc.catalog.saw_generation(read)
+    else:
+        generation, state = recent, await svc.reads.booking(booking_id)
     if state is not None and state.record is not None:
         record, persisted = state.record, not state.pending
-        name, venue, time = await _display(svc, record.event_id)
+        name, venue, time = await _display(svc, generation, record.event_id)
     else:
         row = await queries.booking_with_event(svc.pool, booking_id)
         if row is None:
@@ -165,41 +170,64 @@ async def job_status(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
-    """The caller's bookings, newest first, reading its own writes: records Redis holds and
-    Postgres does not yet come first (newest first), and a newer version waiting in Redis
-    overrides the row Postgres holds; then Postgres's rows by id, the page shifted by the
-    fresh ones. While Postgres is down the fresh records still answer (page 1 on)."""
+    """The caller's bookings, newest (highest id) first, reading its own writes: the records
+    Redis holds and Postgres does not yet are merged into Postgres's rows by id, and a newer
+    version waiting in Redis overrides the row Postgres holds. One query per page. While
+    Postgres is down the records Redis holds still answer."""
     principal = await authenticate(request)
     page = query_int(request, "page", 1, 1, 1_000_000)
     limit = query_int(request, "limit", 50, 1, 100)
     svc = services(request)
     pending = await svc.engine.pending_of_user(principal.id)
     start = (page - 1) * limit
-    event_ids = sorted({r.event_id for r in pending})
-    try:
-        found = await queries.history_page(
-            svc.pool, principal.id, [r.id for r in pending], start, limit, event_ids
-        )
-    except POSTGRES_DOWN:
-        fresh_page, rows = pending[start : start + limit], []
-        events = await _event_summaries(svc, {r.event_id for r in fresh_page})
-    else:
-        known = {r["id"] for r in found if r["kind"] == "known"}
-        fresh_page = [r for r in pending if r.id not in known][start : start + limit]
-        rows = [r for r in found if r["kind"] == "row"]
-        events = {
-            r["event_id"]: EventSummary(
-                r["event_id"], r["event_name"], r["event_venue"], r["event_time"]
-            )
-            for r in found
-            if r["kind"] == "event"
-        }
-        missing = {r.event_id for r in fresh_page} - events.keys()
-        events |= await _event_summaries(svc, missing)
     newer = {r.id: r for r in pending}
-    items = [_history_of_record(r, events[r.event_id]) for r in fresh_page]
-    items += [_history_of_row(row, newer.get(row["id"])) for row in rows]
+    try:
+        if pending:
+            picked, events = await _merged_page(svc, principal.id, pending, start, limit)
+        else:
+            rows = await queries.bookings_of_user(svc.pool, principal.id, start, limit)
+            picked, events = list(rows), {}
+    except POSTGRES_DOWN:
+        picked = list(pending[start : start + limit])
+        events = await _event_summaries(svc, {r.event_id for r in picked})
+    items = [
+        _history_of_record(p, events[p.event_id])
+        if isinstance(p, Record)
+        else _history_of_row(p, newer.get(p["id"]))
+        for p in picked
+    ]
     return json_response(items, headers={"X-Page": str(page), "X-Limit": str(limit)})
+
+
+async def _merged_page(
+    svc: Services, user_id: int, pending: list[Record], start: int, limit: int
+) -> tuple[list[Any], dict[int, EventSummary]]:
+    """Items [start, start + limit) of Postgres's rows and the records only Redis holds,
+    merged by id (descending): each item's place is the count of both kinds above it."""
+    event_ids = sorted({r.event_id for r in pending})
+    found = await queries.history_page(
+        svc.pool, user_id, [r.id for r in pending], start, limit, event_ids
+    )
+    known = {r["id"] for r in found if r["kind"] == "known"}
+    above_in_postgres = {r["id"]: r["version"] for r in found if r["kind"] == "rank"}
+    fresh = sorted((r for r in pending if r.id not in known), key=lambda r: -r.id)
+    first_row = max(0, start - len(pending))
+    placed: list[tuple[int, Any]] = []
+    for i, row in enumerate(r for r in found if r["kind"] == "row"):
+        placed.append((first_row + i + sum(1 for f in fresh if f.id > row["id"]), row))
+    for i, record in enumerate(fresh):
+        placed.append((above_in_postgres[record.id] + i, record))
+    picked = [item for place, item in sorted(placed, key=lambda p: p[0])
+              if start <= place < start + limit]  # fmt: skip
+    events = {
+        r["event_id"]: EventSummary(
+            r["event_id"], r["event_name"], r["event_venue"], r["event_time"]
+        )
+        for r in found
+        if r["kind"] == "event"
+    }
+    missing = {p.event_id for p in picked if isinstance(p, Record)} - events.keys()
+    return picked, events | await _event_summaries(svc, missing)
 
 
 def _history_of_record(record: Record, event: EventSummary) -> HistoryItem:
