@@ -51,6 +51,7 @@ class Catalog:
     rows: dict[int, EventRow] = field(default_factory=dict)
     generation: int = -1
     generation_at: float = 0.0
+    displays: dict[int, tuple[int, tuple[str, str, str]]] = field(default_factory=dict)
 
     def saw_generation(self, generation: int) -> int:
         self.generation, self.generation_at = generation, time.monotonic()
@@ -89,6 +90,19 @@ class Catalog:
         if len(self.rows) >= 100_000:
             self.rows.clear()
         self.rows[event_id] = EventRow(generation, row, pending_views)
+
+    def display(self, generation: int, event_id: int) -> tuple[str, str, str] | None:
+        """An event's (name, venue, time) as known in this generation, if known."""
+        row = self.rows.get(event_id)
+        if row is not None and row.generation == generation:
+            return row.row["name"], row.row["venue"], row.row["time"].isoformat()
+        found = self.displays.get(event_id)
+        return found[1] if found is not None and found[0] == generation else None
+
+    def keep_display(self, generation: int, event_id: int, display: tuple[str, str, str]) -> None:
+        if len(self.displays) >= 100_000:
+            self.displays.clear()
+        self.displays[event_id] = (generation, display)
 
     def listed_event(self, event_id: int) -> EventOut | None:
         """An event as some cached list page shows it (a last resort while Postgres is down)."""

@@ -83,6 +83,8 @@ class Results:
     env: dict[str, str] = field(default_factory=dict)
     # The crowd's routes: per route, each round's (route req/s, /healthz req/s) on one process
     routes: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # ... and each round's server CPU per request, µs: (route, /healthz)
+    routes_cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def add(self, key: str, measure: Measure) -> Measure:
         self.measures[key] = measure
@@ -178,7 +180,7 @@ class Bench:
         targets, watch = [server.target], {"server": [server.proc.pid]}
         await Persister(stage.redis, stage.pool, stage.keys).drain_once()
         bookers = stage.users[:200]
-        tokens = stage.tokens[: len(bookers)]
+        readers = stage.tokens[200:1200]  # their bookings (the engine run's) are persisted
         jobs = [
             (await stage.engine.book(stage.events[i % len(stage.events)], user)).record.job_id
             for i, user in enumerate(bookers)
@@ -191,7 +193,7 @@ class Bench:
             "list": (["/api/events/view"], "GET", []),
             "page": (pages, "GET", []),
             "status": ([f"/api/bookings/status/{j}" for j in jobs], "GET", []),
-            "history": (["/api/bookings/history"], "GET", tokens),
+            "history": (["/api/bookings/history"], "GET", readers),
             "book": ([book], "POST", stage.tokens),
             "mix": (mix, "GET", stage.tokens),
         }
@@ -213,6 +215,9 @@ class Bench:
                 )
                 print(report.progress_line(measure), file=sys.stderr, flush=True)
                 self.results.routes.setdefault(name, []).append((measure.rate, health.rate))
+                self.results.routes_cpu.setdefault(name, []).append(
+                    (_server_us(measure), _server_us(health))
+                )
 
     async def alternating(
         self,
@@ -423,6 +428,11 @@ class Bench:
         finally:
             worker.stop()
             server.proc.stop()
+
+
+def _server_us(measure: Measure) -> float:
+    """Server CPU per answered request, µs (from /proc, whatever else the host is doing)."""
+    return measure.cpu.get("server", 0.0) / measure.rate * 1e6 if measure.rate else 0.0
 
 
 async def leases_taken(stage: Stage, persister: Proc, within: float = 30) -> None:
