@@ -36,6 +36,7 @@ class ListedPage:
 class EventRow:
     generation: int
     row: Any
+    out: EventOut  # as the page shows it, without its live counts
     pending_views: int = 0
 
 
@@ -76,7 +77,7 @@ class Catalog:
     def fresh(listed: ListedPage) -> bool:
         return bool(listed.body) and time.monotonic() - listed.counted_at < COUNTS_MAX_AGE
 
-    def row(self, generation: int, event_id: int, pending_views: int) -> Any | None:
+    def row(self, generation: int, event_id: int, pending_views: int) -> EventRow | None:
         """The event's row if read in this generation and no view flush happened since."""
         found = self.rows.get(event_id)
         if found is None or found.generation != generation:
@@ -84,12 +85,15 @@ class Catalog:
         if pending_views < found.pending_views:
             return None  # views were flushed to Postgres: its `impressions` grew
         found.pending_views = pending_views
-        return found.row
+        return found
 
-    def keep_row(self, generation: int, event_id: int, row: Any, pending_views: int) -> None:
+    def keep_row(
+        self, generation: int, event_id: int, row: Any, out: EventOut, pending_views: int
+    ) -> EventRow:
         if len(self.rows) >= 100_000:
             self.rows.clear()
-        self.rows[event_id] = EventRow(generation, row, pending_views)
+        kept = self.rows[event_id] = EventRow(generation, row, out, pending_views)
+        return kept
 
     def display(self, generation: int, event_id: int) -> tuple[str, str, str] | None:
         """An event's (name, venue, time) as known in this generation, if known."""

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from api.tokens import Tokens
 from loadtest import ceiling, report
 from loadtest.client import Load, cpu_count
 from loadtest.engine_rate import measure_engine, redis_cpu
@@ -180,7 +181,14 @@ class Bench:
         targets, watch = [server.target], {"server": [server.proc.pid]}
         await Persister(stage.redis, stage.pool, stage.keys).drain_once()
         bookers = stage.users[:200]
-        readers = stage.tokens[200:1200]  # their bookings (the engine run's) are persisted
+        # History is read by a crowd of 1,000 who booked once each, persisted (as after a
+        # sale), not by the engine run's users (dozens of bookings each, a heavier page).
+        readers_ids = await stage.add_users(1000, "h")
+        issuer = Tokens(stage.secret, 86400)
+        readers = [issuer.issue(u, f"h{u}@bench.example", "USER") for u in readers_ids]
+        for i, user in enumerate(readers_ids):
+            await stage.engine.book(stage.events[i % len(stage.events)], user)
+        await Persister(stage.redis, stage.pool, stage.keys).drain_once()
         jobs = [
             (await stage.engine.book(stage.events[i % len(stage.events)], user)).record.job_id
             for i, user in enumerate(bookers)

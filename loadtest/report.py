@@ -391,8 +391,8 @@ METHOD = [
     " the crowd mix: 60% list, 25% event page, 10% status, 5% booking in one wrk run): one"
     " `boxoffice serve`, each route and `/healthz` measured in every round, closed model; each"
     " ratio is the median of the rounds' route ÷ `/healthz`. Status polls 200 bookings made just"
-    " before (in Redis, as during a sale); history is read by 1,000 users whose bookings (from"
-    " the engine run) are persisted. The original's"
+    " before (in Redis, as during a sale); history is read by 1,000 users who booked once"
+    " each, persisted (as after a sale). The original's"
     " figures (list 2,954/s, status 3,182/s, at a `/healthz`-class speed of 5,947/s) are scaled by"
     " this run's `/healthz`.",
     "- **ceiling**: `redis-benchmark -c 50 -r 100000000 EVALSHA <sha of lua/book.lua> 7 <keys>"

@@ -173,8 +173,8 @@ async def view_event(request: web.Request) -> web.Response:
         svc.reads.view(event_id, _viewer(request), IMPRESSION_WINDOW_SECONDS),
     )
     svc.catalog.saw_generation(generation)
-    row = svc.catalog.row(generation, event_id, pending)
-    if row is None:
+    cached = svc.catalog.row(generation, event_id, pending)
+    if cached is None:
         try:
             row = await queries.event_by_id(svc.pool, event_id)
         except POSTGRES_DOWN:
@@ -185,8 +185,14 @@ async def view_event(request: web.Request) -> web.Response:
             return json_response(_with_counts(listed, counts))
         if row is None:
             raise not_found("event")
-        svc.catalog.keep_row(generation, event_id, row, pending)
-    return json_response(event_out(row, inventory, pending))
+        cached = svc.catalog.keep_row(generation, event_id, row, event_out(row), pending)
+    if inventory is None:
+        return json_response(
+            msgspec.structs.replace(cached.out, impressions=cached.out.impressions + pending)
+        )
+    return json_response(
+        _with_counts(cached.out, LiveCounts(inventory.available, inventory.held, pending))
+    )
 
 
 async def create_event(request: web.Request) -> web.Response:
