@@ -70,9 +70,12 @@ async def test_a_deleted_user_can_neither_book_nor_hold(client, accounts, pool, 
     user_id, user = await accounts.user()
     assert (await client.get("/api/auth/me", headers=auth(user))).status == 200  # cached now
     await pool.execute("DELETE FROM users WHERE id = $1", user_id)
+    # Within the documented bound (NOTIFY: milliseconds) the token stops working...
+    assert await refused_within_bound(client, "GET", "/api/auth/me", user) == 401
+    # ...and from then on no seat moves for it: no record Postgres would dead-letter.
     await _seat_routes_refuse(client, user, event_id)
     inventory = (await services.engine.inventories([event_id]))[event_id]
-    assert inventory.available == 10  # no record that Postgres would dead-letter
+    assert inventory.available == 10
 
 
 async def test_a_logged_out_token_is_refused_and_the_other_sessions_live(client, accounts):
