@@ -31,6 +31,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE_TABLE} (
 ) ON COMMIT DELETE ROWS
 """
 
+# Keyed by jobId, which names one booking and nothing else (it carries the booking id and 96
+# random bits), and guarded by version: idempotent and order-safe. One booking's write can
+# never land on another's row: a record whose booking id Postgres already holds under another
+# jobId is an id handed out twice; its INSERT breaks the primary key, and the batch falls back
+# to one record at a time, where that record alone becomes a dead letter with the reason.
 UPSERT = f"""
 INSERT INTO bookings (id, user_id, event_id, seats, status, version, job_id,
                       created_at, confirmed_at, updated_at, expires_at, persisted_at)
@@ -38,37 +43,26 @@ SELECT id, user_id, event_id, seats, status, version, job_id,
        to_timestamp(confirmed_ms / 1000.0), to_timestamp(confirmed_ms / 1000.0),
        to_timestamp(updated_ms / 1000.0), to_timestamp(expires_ms / 1000.0), now()
 FROM {STAGE_TABLE}
-ON CONFLICT (id) DO UPDATE
+ON CONFLICT (job_id) DO UPDATE
 SET seats = EXCLUDED.seats, status = EXCLUDED.status, version = EXCLUDED.version,
     updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at, persisted_at = now()
-WHERE bookings.version < EXCLUDED.version AND bookings.job_id = EXCLUDED.job_id
+WHERE bookings.version < EXCLUDED.version AND bookings.id = EXCLUDED.id
 """
 
-# One statement, one round trip, before the upsert: raise each shard's mark (the highest id
-# persisted, the API's fence floor; see migration 0008) and find collisions. One booking's
-# write must never land on another's row: an id already held by a booking with another jobId
-# is an id handed out twice, refused as a dead letter (the marks roll back with the batch).
-MARK_AND_FIND_COLLISIONS = f"""
-WITH marked AS (
-    INSERT INTO shard_marks (shard, top_id)
-    SELECT (id % 1024)::INTEGER, max(id) FROM {STAGE_TABLE} GROUP BY 1
-    ON CONFLICT (shard) DO UPDATE SET top_id = EXCLUDED.top_id
-    WHERE shard_marks.top_id < EXCLUDED.top_id
-    RETURNING 1
-)
-SELECT s.id FROM {STAGE_TABLE} s JOIN bookings b ON b.id = s.id WHERE b.job_id <> s.job_id
+# Each shard's mark: the highest booking id persisted (the API's fence floor, migration 0008).
+# Sent with the upsert in one round trip (no parameters: the simple-query protocol).
+MARK_SHARDS = f"""
+INSERT INTO shard_marks (shard, top_id)
+SELECT (id % 1024)::INTEGER, max(id) FROM {STAGE_TABLE} GROUP BY 1
+ON CONFLICT (shard) DO UPDATE SET top_id = EXCLUDED.top_id
+WHERE shard_marks.top_id < EXCLUDED.top_id
 """
-
-
-class IdCollision(Exception):
-    """A record's booking id belongs to another booking in Postgres (another jobId)."""
 
 
 # Errors that say "this record can never be written", as opposed to "Postgres is unwell".
 POISON_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.DataError,
-    IdCollision,
 )
 
 
@@ -111,10 +105,7 @@ async def write_records(conn: Any, records: Sequence[Record], clear: bool = Fals
     await conn.copy_records_to_table(
         STAGE_TABLE, records=[_row(r) for r in latest_versions(records)], columns=_COLUMNS
     )
-    clashes = await conn.fetch(MARK_AND_FIND_COLLISIONS)
-    if clashes:
-        raise IdCollision(f"booking id {clashes[0]['id']} belongs to another booking (jobId)")
-    await conn.execute(UPSERT)
+    await conn.execute(UPSERT + ";" + MARK_SHARDS)
     if clear:
         await conn.execute(f"DELETE FROM {STAGE_TABLE}")
 

@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+import msgspec
+
 from engine.booking import Engine, EventSpec
 from engine.keys import KeySpace
 from persistence.persister import Persister
@@ -224,3 +226,24 @@ async def test_lanes_open_only_while_a_backlog_fills_whole_batches(pool, engine,
         assert last == 1
     finally:
         await persister.leases.release_all()
+
+
+async def test_an_id_handed_out_twice_is_a_dead_letter_never_a_clobber(pool, engine):
+    """Two bookings under one id (a Redis that went back in time): the second is refused as
+    poison with the primary key as its reason, and the first keeps its row and can still move
+    on to newer versions."""
+    from persistence.writer import write_batch
+
+    event_id = await make_event(pool, engine, capacity=10)
+    first_user, second_user = await insert_users(pool, 2)
+    first = (await engine.book(event_id, first_user)).record
+    twin = msgspec.structs.replace(first, u=second_user, j=f"{first.id}-{'0' * 24}")
+    assert await write_batch(pool, [first]) == []
+    poison = await write_batch(pool, [twin])
+    assert [(r.job_id, "bookings_pkey" in why) for r, why in poison] == [(twin.job_id, True)]
+    cancelled = msgspec.structs.replace(first, st="CANCELLED", v=2)
+    assert await write_batch(pool, [cancelled]) == []
+    row = await pool.fetchrow(
+        "SELECT user_id, job_id, status FROM bookings WHERE id = $1", first.id
+    )
+    assert (row["user_id"], row["job_id"], row["status"]) == (first_user, first.job_id, "CANCELLED")
