@@ -26,7 +26,7 @@ from engine.errors import EngineUnavailable
 from engine.recovery import Recovery
 from persistence.db import POSTGRES_DOWN
 from persistence.reconcile import EventDrift, Reconciler
-from persistence.writer import write_batch
+from persistence.writer import flush_journal, refresh_floors
 
 log = structlog.get_logger("inventory")
 
@@ -95,25 +95,15 @@ class InventoryWatcher:
 
     async def _behind(self) -> str | None:
         """A shard frozen, or holding a booking tick below what this process knows of it."""
-        await self._refresh_floors()
-        # The floors as they are now, before Redis is read: bookings answered while the read
-        # is on its way raise them past what that read could have seen.
-        floors = list(self.fence.floors)
-        for shard, (tick, frozen) in enumerate(await self.recovery.fences()):
-            if frozen:
-                return "recovery_pending"
-            if tick < floors[shard]:
-                log.error("redis_behind", shard=shard, tick=tick, floor=floors[shard])
-                return "redis_behind"
-        return None
-
-    async def _refresh_floors(self) -> None:
-        """Postgres's highest persisted id per shard: a Redis below it came back older."""
-        try:
-            rows = await self.pool.fetch("SELECT shard, top_id FROM shard_marks")
-        except POSTGRES_DOWN:  # the floors stay as last read: bookings go on through an outage
-            return
-        self.fence.raise_floors({int(r["shard"]): int(r["top_id"]) // 1024 for r in rows})
+        await refresh_floors(self.pool, self.fence)
+        floors = list(self.fence.floors)  # as they are before Redis is read
+        found = await self.recovery.fence_trouble(floors)
+        if found is None:
+            return None
+        why, shard, tick = found
+        if why == "redis_behind":
+            log.error("redis_behind", shard=shard, tick=tick, floor=floors[shard])
+        return why
 
     async def check_once(self) -> bool:
         why = await self.trouble()
@@ -164,10 +154,6 @@ class InventoryWatcher:
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK_ID)
 
-    async def rebuild(self) -> bool:
-        """The older name of `recover` (rebuilding missing inventory is part of it)."""
-        return await self.recover()
-
     async def _whole(self) -> bool:
         """The epoch is there, no shard is frozen or behind this process's floors."""
         if await self.recovery.epoch() != self.expected:
@@ -200,13 +186,10 @@ class InventoryWatcher:
 
     async def flush_journal(self) -> int:
         """Write what this process confirmed recently straight to Postgres (idempotent)."""
-        records = list(self.engine.journal)
-        if not records:
-            return 0
-        poison = await write_batch(self.pool, records)
-        self.engine.journal.clear()
-        log.warning("journal_flushed", records=len(records), poison=len(poison))
-        return len(records)
+        written, poison = await flush_journal(self.pool, self.engine.journal)
+        if written:
+            log.warning("journal_flushed", records=written, poison=poison)
+        return written
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -375,19 +375,6 @@ class Engine:
             await guarded(lambda: self.redis.hincrby(ek.shard_keys.impressions, str(event_id), 1))
         )
 
-    async def pending_impressions(self, event_ids: Sequence[int]) -> dict[int, int]:
-        if not event_ids:
-            return {}
-
-        async def fetch() -> list[Any]:
-            pipe = self.redis.pipeline(transaction=False)
-            for event_id in event_ids:
-                pipe.hget(self.keys.event(event_id).shard_keys.impressions, str(event_id))
-            return await pipe.execute()
-
-        rows = await guarded(fetch)
-        return {eid: int(v or 0) for eid, v in zip(event_ids, rows, strict=True)}
-
 
 def parse_inventory(row: Sequence[bytes | None]) -> Inventory | None:
     if row[0] is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from engine.keys import SHARD_SPACE
+from engine.keys import KeySpace
 
 
 class Fence:
@@ -29,8 +29,8 @@ class Fence:
 
     def saw(self, booking_id: int) -> None:
         """A script answered with this id: its shard's Redis holds at least its tick."""
-        shard = booking_id % SHARD_SPACE
-        tick = booking_id // SHARD_SPACE
+        shard = KeySpace.shard_of_booking(booking_id)
+        tick = KeySpace.tick_of_booking(booking_id)
         if shard < len(self.floors) and tick > self.floors[shard]:
             self.floors[shard] = tick
 

@@ -4,7 +4,7 @@ as deltas, the booking sequence floor, restoring booking records, and the invent
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +199,17 @@ class Recovery:
 
         rows = await guarded(read)
         return [(int(seq or 0), frozen is not None) for seq, frozen in rows]
+
+    async def fence_trouble(self, floors: Sequence[int]) -> tuple[str, int, int] | None:
+        """(why, shard, tick) for the first shard that is frozen ("recovery_pending") or holds
+        a booking tick below its floor ("redis_behind"); None when every shard is whole.
+        Pass the floors as they were before this read: ids answered meanwhile raise them."""
+        for shard, (tick, frozen) in enumerate(await self.fences()):
+            if frozen:
+                return "recovery_pending", shard, tick
+            if tick < floors[shard]:
+                return "redis_behind", shard, tick
+        return None
 
     async def freeze(self, frozen: bool) -> None:
         """Stop (or let go again) every seat-changing script of every shard, whichever process

@@ -26,8 +26,7 @@ from engine.keys import KeySpace
 from engine.recovery import Recovery
 from engine.redis_client import RedisClient
 from persistence import metrics
-from persistence.db import POSTGRES_DOWN
-from persistence.writer import write_batch
+from persistence.writer import flush_journal, refresh_floors
 
 log = structlog.get_logger("expirer")
 
@@ -80,11 +79,11 @@ class Expirer:
         if run_id != self._known_run and await self.recovery.recovered_run() != run_id:
             return await self._stop("redis_restarted")
         self._known_run = run_id
-        await self._refresh_floors()
-        floors = list(fence.floors)
-        for shard, (tick, frozen) in enumerate(await self.recovery.fences()):
-            if frozen or tick < floors[shard]:
-                return await self._stop("recovery_pending" if frozen else "redis_behind")
+        if self.pool is not None:
+            await refresh_floors(self.pool, fence)
+        found = await self.recovery.fence_trouble(list(fence.floors))
+        if found is not None:
+            return await self._stop(found[0])
         fence.ready = True
         return True
 
@@ -95,21 +94,11 @@ class Expirer:
         await self.flush_journal()
         return False
 
-    async def _refresh_floors(self) -> None:
-        if self.pool is None:
-            return
-        try:
-            rows = await self.pool.fetch("SELECT shard, top_id FROM shard_marks")
-        except POSTGRES_DOWN:
-            return
-        self.engine.fence.raise_floors({int(r["shard"]): int(r["top_id"]) // 1024 for r in rows})
-
     async def flush_journal(self) -> int:
         """What this expirer expired recently, straight to Postgres (idempotent)."""
-        records = list(self.engine.journal)
-        if not records or self.pool is None:
+        if self.pool is None:
             return 0
-        await write_batch(self.pool, records)
-        self.engine.journal.clear()
-        log.warning("expirer_journal_flushed", records=len(records))
-        return len(records)
+        written, _ = await flush_journal(self.pool, self.engine.journal)
+        if written:
+            log.warning("expirer_journal_flushed", records=written)
+        return written

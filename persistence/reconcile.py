@@ -19,10 +19,11 @@ import msgspec
 
 from engine.booking import Engine, EventSpec
 from engine.errors import Code, EngineError
-from engine.keys import SHARD_SPACE, KeySpace
+from engine.keys import KeySpace
 from engine.records import Record
 from engine.recovery import Recovery, Snapshot
 from persistence.queries import record_of_row
+from persistence.writer import persisted_ticks
 
 EPOCH_KEY = "redis_epoch"
 
@@ -236,13 +237,11 @@ class Reconciler:
     async def raise_sequences(self) -> None:
         """New booking ids must not reuse an id Postgres or the outbox already holds, and
         every fence floor (Postgres's marks, see migration 0008) must pass again."""
-        floors: dict[int, int] = {}
-        for row in await self.pool.fetch("SELECT shard, top_id FROM shard_marks"):
-            floors[int(row["shard"])] = int(row["top_id"]) // SHARD_SPACE
+        floors = await persisted_ticks(self.pool)
         for shard in range(self.keys.shard_count):
             snap_pending = await self.recovery.snapshot_pending(shard)
             for record in snap_pending:
-                floors[shard] = max(floors.get(shard, 0), record.id // SHARD_SPACE)
+                floors[shard] = max(floors.get(shard, 0), KeySpace.tick_of_booking(record.id))
         for shard, floor in floors.items():
             if shard < self.keys.shard_count:
                 await self.recovery.raise_sequence(shard, floor)

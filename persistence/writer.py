@@ -3,12 +3,16 @@ table, then one upsert keyed by booking id and guarded by version (idempotent, o
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
 
+from engine.fence import Fence
+from engine.keys import KeySpace
 from engine.records import Record
+from persistence.db import POSTGRES_DOWN
 
 STAGE_TABLE = "outbox_batch"
 _COLUMNS = [
@@ -57,6 +61,22 @@ SELECT (id % 1024)::INTEGER, max(id) FROM {STAGE_TABLE} GROUP BY 1
 ON CONFLICT (shard) DO UPDATE SET top_id = EXCLUDED.top_id
 WHERE shard_marks.top_id < EXCLUDED.top_id
 """
+
+
+async def persisted_ticks(pool: Any) -> dict[int, int]:
+    """Each shard's mark as a booking tick: the least a Redis holding what Postgres holds
+    must have (the fence floor, engine.fence)."""
+    rows = await pool.fetch("SELECT shard, top_id FROM shard_marks")
+    return {int(r["shard"]): KeySpace.tick_of_booking(int(r["top_id"])) for r in rows}
+
+
+async def refresh_floors(pool: Any, fence: Fence) -> None:
+    """Raise the fence's floors to Postgres's marks; with Postgres down they stay as last
+    read (bookings go on through an outage)."""
+    try:
+        fence.raise_floors(await persisted_ticks(pool))
+    except POSTGRES_DOWN:
+        return
 
 
 # Errors that say "this record can never be written", as opposed to "Postgres is unwell".
@@ -108,6 +128,18 @@ async def write_records(conn: Any, records: Sequence[Record], clear: bool = Fals
     await conn.execute(UPSERT + ";" + MARK_SHARDS)
     if clear:
         await conn.execute(f"DELETE FROM {STAGE_TABLE}")
+
+
+async def flush_journal(pool: Any, journal: deque[Record]) -> tuple[int, int]:
+    """Write what a process confirmed recently straight to Postgres (idempotent) and forget
+    it: a Redis that lost data or went back in time may have lost these records. Returns
+    (records written, of which refused as poison)."""
+    records = list(journal)
+    if not records:
+        return 0, 0
+    poison = await write_batch(pool, records)
+    journal.clear()
+    return len(records), len(poison)
 
 
 async def write_batch(pool: Any, records: Sequence[Record]) -> list[tuple[Record, str]]:

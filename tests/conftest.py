@@ -30,7 +30,7 @@ from persistence import queries
 from persistence.db import create_pool, migrate
 from persistence.persister import Persister
 from persistence.writer import prepare_connection
-from tests.pgserver import FAST_SETTINGS
+from tests.pgserver import FAST_SETTINGS, pg_server_or_skip
 from tests.support import TEST_SECRET, TEST_SETTINGS
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -154,6 +154,13 @@ async def client(config: Config) -> AsyncIterator[TestClient[Any, Any]]:
 @pytest.fixture
 def services(client: TestClient[Any, Any]) -> Services:
     return client.app[SERVICES]
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PgServer]:
+    """A private PostgreSQL server the test may stop and start (see tests/pgserver.py)."""
+    with pg_server_or_skip() as server:
+        yield server
 
 
 @pytest.fixture

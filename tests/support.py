@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from api.embedded import free_port
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.embedded import PgServer, free_port
 from engine.config import Config
 from engine.keys import KeySpace
 from engine.queue import Queue
@@ -143,3 +147,26 @@ async def drained(redis: Any, keys: KeySpace) -> bool:
     """No record waits in an outbox or sits claimed in flight."""
     waiting, in_flight, _ = await outbox_counts(redis, keys)
     return waiting + in_flight == 0
+
+
+@asynccontextmanager
+async def app_on_private_postgres(
+    config: Config, server: PgServer
+) -> AsyncIterator[tuple[TestClient[Any, Any], str, str]]:
+    """The real app on a migrated database of a private Postgres server (which the test may
+    stop), with an admin's token and a user's."""
+    from api.app import init_app
+    from api.context import SERVICES
+    from persistence.db import ensure_database, migrate_dsn
+
+    dsn = server.dsn_for("boxoffice")
+    await ensure_database(dsn)
+    await migrate_dsn(dsn)
+    config = dataclasses.replace(config, database_url=dsn)
+    async with TestClient(TestServer(init_app(config))) as client:
+        svc = client.app[SERVICES]
+        [admin_id] = await insert_users(svc.pool, 1, "ADMIN", prefix="admin")
+        [user_id] = await insert_users(svc.pool, 1)
+        admin = svc.tokens.issue(admin_id, "a@example.com", "ADMIN")
+        user = svc.tokens.issue(user_id, "u@example.com", "USER")
+        yield client, admin, user

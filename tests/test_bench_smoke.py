@@ -62,8 +62,14 @@ def test_quick_bench_prints_every_figure(stores: tuple[str, str], tmp_path: Path
     if "skipped ceiling: redis-benchmark is not on PATH" not in printed:
         missing += [row for row in CEILING_ROWS if row not in printed]
     assert not missing, printed
-    for route in ("event list ÷ /healthz", "event page ÷ /healthz", "status by jobId ÷ /healthz",
-                  "history ÷ /healthz", "crowd mix", "event list ÷ the original's"):
+    for route in (
+        "event list ÷ /healthz",
+        "event page ÷ /healthz",
+        "status by jobId ÷ /healthz",
+        "history ÷ /healthz",
+        "crowd mix",
+        "event list ÷ the original's",
+    ):
         assert route in printed, printed  # fmt: skip
     # Every ratio row has a value: none was left at n/a by a phase that quietly measured nothing.
     ratio_lines = printed.split("ratio (DESIGN §6)", 1)[1].splitlines()

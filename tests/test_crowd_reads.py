@@ -5,41 +5,20 @@ request (the generation in Redis)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import init_app
 from api.catalog import COUNTS_MAX_AGE
-from api.context import SERVICES
-from persistence.db import ensure_database, migrate_dsn
-from tests.pgserver import PgServer, pg_server_or_skip
-from tests.support import auth, insert_users
+from tests.support import app_on_private_postgres, auth
 from tests.test_api_bookings import create_event
-
-
-@pytest.fixture
-def private_pg() -> Iterator[PgServer]:
-    with pg_server_or_skip() as server:
-        yield server
 
 
 async def test_list_page_booking_and_status_answer_from_redis_while_postgres_is_down(
     config, private_pg
 ):
-    dsn = private_pg.dsn_for("boxoffice")
-    await ensure_database(dsn)
-    await migrate_dsn(dsn)
-    config = dataclasses.replace(config, database_url=dsn)
-    async with TestClient(TestServer(init_app(config))) as client:
-        svc = client.app[SERVICES]
-        [admin_id] = await insert_users(svc.pool, 1, "ADMIN", prefix="admin")
-        [user_id] = await insert_users(svc.pool, 1)
-        admin = svc.tokens.issue(admin_id, "a@example.com", "ADMIN")
-        user = svc.tokens.issue(user_id, "u@example.com", "USER")
+    async with app_on_private_postgres(config, private_pg) as (client, admin, user):
         event_id = await create_event(client, admin, capacity=5, maxPerUser=2)
         assert (await client.get("/api/events/view")).status == 200  # as the crowd does
         assert (await client.get(f"/api/events/{event_id}/view")).status == 200

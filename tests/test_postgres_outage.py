@@ -10,13 +10,11 @@ import json
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from api.tokens import Tokens
@@ -25,7 +23,7 @@ from engine.config import Config
 from engine.keys import KeySpace
 from persistence.db import ensure_database, migrate_dsn
 from tests.conftest import delete_keyspace
-from tests.pgserver import PgServer, pg_server_or_skip
+from tests.pgserver import PgServer
 from tests.support import (
     TEST_SECRET,
     TEST_SETTINGS,
@@ -45,12 +43,6 @@ CONCURRENCY = 20
 USERS = 200
 CAPACITY = 1_000_000
 DRAIN_WITHIN = 60
-
-
-@pytest.fixture
-def private_pg() -> Iterator[PgServer]:
-    with pg_server_or_skip() as server:
-        yield server
 
 
 @dataclass

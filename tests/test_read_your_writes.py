@@ -5,19 +5,10 @@ yet run, paused, half way, or with Postgres down."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from api.app import init_app
-from api.context import SERVICES
-from persistence.db import ensure_database, migrate_dsn
 from persistence.persister import Persister
-from tests.pgserver import PgServer, pg_server_or_skip
-from tests.support import auth, insert_users
+from tests.support import app_on_private_postgres, auth
 from tests.test_api_bookings import create_event
 
 
@@ -57,23 +48,8 @@ async def test_history_shows_a_booking_in_the_next_request_and_its_cancel(
     ]
 
 
-@pytest.fixture
-def private_pg() -> Iterator[PgServer]:
-    with pg_server_or_skip() as server:
-        yield server
-
-
 async def test_history_reads_redis_while_postgres_is_down(config, private_pg):
-    dsn = private_pg.dsn_for("boxoffice")
-    await ensure_database(dsn)
-    await migrate_dsn(dsn)
-    config = dataclasses.replace(config, database_url=dsn)
-    async with TestClient(TestServer(init_app(config))) as client:
-        svc = client.app[SERVICES]
-        [admin_id] = await insert_users(svc.pool, 1, "ADMIN", prefix="admin")
-        [user_id] = await insert_users(svc.pool, 1)
-        admin = svc.tokens.issue(admin_id, "a@example.com", "ADMIN")
-        user = svc.tokens.issue(user_id, "u@example.com", "USER")
+    async with app_on_private_postgres(config, private_pg) as (client, admin, user):
         event_id = await create_event(client, admin)
         booked = await client.post(f"/api/bookings/{event_id}/book", headers=auth(user))
         assert booked.status == 202

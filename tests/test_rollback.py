@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from engine.booking import Engine
 from engine.config import Config
 from engine.keys import KeySpace
 from engine.redis_client import connect
+from persistence import queries
 from persistence.expirer import Expirer
 from persistence.persister import Persister
 from persistence.reconcile import Reconciler
@@ -421,9 +423,35 @@ async def _not_ready(client: Any) -> bool:
 # Found by an adversarial review: the persister's hold expirer on a rolled-back Redis.
 
 
-async def _persisted_version(pool: Any, booking_id: int) -> int | None:
-    value = await pool.fetchval("SELECT version FROM bookings WHERE id = $1", booking_id)
-    return None if value is None else int(value)
+@asynccontextmanager
+async def persisting(redis_url: str, pool: Any, keys: KeySpace) -> AsyncIterator[None]:
+    """A persister (with its hold expirer) running all along, on a connection of its own."""
+    stop = asyncio.Event()
+    redis = connect(redis_url)
+    task = asyncio.create_task(Persister(redis, pool, keys, idle_ms=50).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await redis.aclose()
+
+
+async def _persisted_hold(client: Any, pool: Any, event_id: int, token: str) -> dict[str, Any]:
+    """A one-second hold, once Postgres has it."""
+    held = await client.post(
+        f"/api/bookings/{event_id}/hold", json={"ttlSeconds": 1}, headers=auth(token)
+    )
+    body: dict[str, Any] = await held.json()
+    booking_id = body["bookingId"]
+    await eventually(
+        lambda: _equals(queries.persisted_version(pool, booking_id), 1), 10, "the hold persisted"
+    )
+    return body
+
+
+async def _equals(value: Awaitable[Any], expected: Any) -> bool:
+    return await value == expected
 
 
 async def test_the_expirer_never_lapses_a_hold_whose_confirm_redis_lost(
@@ -436,27 +464,15 @@ async def test_the_expirer_never_lapses_a_hold_whose_confirm_redis_lost(
     config = dataclasses.replace(on(config, rollback_redis), epoch_check_ms=500)
     (holder_id, holder), (_, rival) = await accounts.make(2)
     _, admin = await accounts.admin()
-    stop = asyncio.Event()
     async with TestClient(TestServer(init_app(config))) as client:
         svc = client.app[SERVICES]
-        persister_redis = connect(rollback_redis.url)
-        persisting = asyncio.create_task(
-            Persister(persister_redis, pool, svc.keys, idle_ms=50).run(stop)
-        )
-        try:
+        async with persisting(rollback_redis.url, pool, svc.keys):
             event_id = await create_event(client, admin, capacity=1)
-            held = await client.post(
-                f"/api/bookings/{event_id}/hold", json={"ttlSeconds": 1}, headers=auth(holder)
-            )
-            body = await held.json()
-            booking_id = body["bookingId"]
-            await eventually(
-                lambda: _equals(_persisted_version(pool, booking_id), 1), 10, "the hold persisted"
-            )
+            hold = await _persisted_hold(client, pool, event_id, holder)
             await rollback_redis.snapshot()
             await svc.redis.set(svc.keys.persister_paused, "1")  # not in the snapshot
             confirmed = await client.post(
-                f"/api/bookings/holds/{body['holdId']}/confirm", headers=auth(holder)
+                f"/api/bookings/holds/{hold['holdId']}/confirm", headers=auth(holder)
             )
             assert confirmed.status == 202
             await asyncio.sleep(1.1)  # past the expiry the rolled-back copy carries
@@ -467,16 +483,10 @@ async def test_the_expirer_never_lapses_a_hold_whose_confirm_redis_lost(
             )
             assert late.status == 409, await late.text()
             await asyncio.sleep(0.5)  # whatever the expirer would do, it has done
-        finally:
-            stop.set()
-            await persisting
-            await persister_redis.aclose()
-    row = await pool.fetchrow("SELECT user_id, status FROM bookings WHERE id = $1", booking_id)
+    row = await pool.fetchrow(
+        "SELECT user_id, status FROM bookings WHERE id = $1", hold["bookingId"]
+    )
     assert (row["user_id"], row["status"]) == (holder_id, "CONFIRMED")
-
-
-async def _equals(value: Awaitable[Any], expected: Any) -> bool:
-    return await value == expected
 
 
 async def test_an_expiry_redis_lost_is_not_made_twice(config, pool, accounts, rollback_redis):
@@ -487,22 +497,11 @@ async def test_an_expiry_redis_lost_is_not_made_twice(config, pool, accounts, ro
     config = on(config, rollback_redis)
     (_, holder), (_, rival), (_, third) = await accounts.make(3)
     _, admin = await accounts.admin()
-    stop = asyncio.Event()
     async with TestClient(TestServer(init_app(config))) as client:
         svc = client.app[SERVICES]
-        persister_redis = connect(rollback_redis.url)
-        persisting = asyncio.create_task(
-            Persister(persister_redis, pool, svc.keys, idle_ms=50).run(stop)
-        )
-        try:
+        async with persisting(rollback_redis.url, pool, svc.keys):
             event_id = await create_event(client, admin, capacity=1)
-            held = await client.post(
-                f"/api/bookings/{event_id}/hold", json={"ttlSeconds": 1}, headers=auth(holder)
-            )
-            booking_id = (await held.json())["bookingId"]
-            await eventually(
-                lambda: _equals(_persisted_version(pool, booking_id), 1), 10, "the hold persisted"
-            )
+            await _persisted_hold(client, pool, event_id, holder)
             await rollback_redis.snapshot()
             await svc.redis.set(svc.keys.persister_paused, "1")
             await eventually(
@@ -519,10 +518,6 @@ async def test_an_expiry_redis_lost_is_not_made_twice(config, pool, accounts, ro
             assert again.status == 409, await again.text()
             await svc.redis.delete(svc.keys.persister_paused)
             await eventually(lambda: drained(svc.redis, svc.keys), 10, "persisted")
-        finally:
-            stop.set()
-            await persisting
-            await persister_redis.aclose()
     sold = await pool.fetchval(
         "SELECT count(*) FROM bookings WHERE event_id = $1 AND status = 'CONFIRMED'", event_id
     )

@@ -186,13 +186,8 @@ async def view_event(request: web.Request) -> web.Response:
         if row is None:
             raise not_found("event")
         cached = svc.catalog.keep_row(generation, event_id, row, event_out(row), pending)
-    if inventory is None:
-        return json_response(
-            msgspec.structs.replace(cached.out, impressions=cached.out.impressions + pending)
-        )
-    return json_response(
-        _with_counts(cached.out, LiveCounts(inventory.available, inventory.held, pending))
-    )
+    available, held = (None, 0) if inventory is None else (inventory.available, inventory.held)
+    return json_response(_with_counts(cached.out, LiveCounts(available, held, pending)))
 
 
 async def create_event(request: web.Request) -> web.Response:
