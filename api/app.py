@@ -14,6 +14,7 @@ from api.accounts import AccountStates
 from api.catalog import Catalog
 from api.context import CONFIG, SERVICES, Services
 from api.headers import hide_server_version
+from api.history_cache import HistoryCache
 from api.holdguard import HoldGuard
 from api.loginguard import LoginGuard
 from api.metrics import serve_private_listener
@@ -93,6 +94,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             holdguard=HoldGuard(redis, config, limits),
             reads=Reads(engine),
             catalog=Catalog(),
+            history=HistoryCache(),
         )
         metrics_listener = await serve_private_listener(svc)
         yield

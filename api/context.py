@@ -9,6 +9,7 @@ from aiohttp import web
 
 from api.accounts import AccountStates
 from api.catalog import Catalog
+from api.history_cache import HistoryCache
 from api.holdguard import HoldGuard
 from api.loginguard import LoginGuard
 from api.passwords import Passwords
@@ -38,6 +39,7 @@ class Services:
     holdguard: HoldGuard
     reads: Reads
     catalog: Catalog
+    history: HistoryCache
 
 
 CONFIG = web.AppKey("config", Config)

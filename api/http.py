@@ -26,9 +26,9 @@ def encode_json(body: Any) -> bytes:
     return _encoder.encode(body)
 
 
-def raw_json(body: bytes) -> web.Response:
+def raw_json(body: bytes, headers: dict[str, str] | None = None) -> web.Response:
     """An answer encoded already (a cached one)."""
-    return web.Response(body=body, content_type="application/json")
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 def json_response(

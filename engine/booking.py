@@ -36,6 +36,13 @@ class BookResult:
     replayed: bool
 
 
+# How long a user's change mark (the shard's `changed` zset: the Redis ms of the last change to
+# one of their records there, set by every script that changes one) is kept: far longer than
+# any page of history an API process keeps (api/history_cache.py), so a kept page never
+# outlives the mark that would tell it is stale.
+CHANGE_MARKS_KEEP_MS = 60_000
+
+
 @dataclass(frozen=True, slots=True)
 class EventSpec:
     """What inventory loading needs to know of an event."""
@@ -170,6 +177,7 @@ class Engine:
         idem_key = self.keys.idempotency(ek.shard, user_id, idempotency_key or "")
         keys: list[Any] = [
             ek.inventory, ek.users, sk.bookings, sk.outbox, sk.pending, idem_key, sk.stats,
+            sk.changed,
         ]  # fmt: skip
         args: list[Any] = [
             event_id,
@@ -244,7 +252,15 @@ class Engine:
             sk = ek.shard_keys
             reply = await guarded(
                 lambda: self.scripts.cancel(
-                    keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.pending],
+                    keys=[
+                        ek.inventory,
+                        ek.users,
+                        sk.bookings,
+                        sk.outbox,
+                        sk.stats,
+                        sk.pending,
+                        sk.changed,
+                    ],  # fmt: skip
                     args=[
                         booking_id,
                         record.event_id,

@@ -21,8 +21,22 @@ class Fence:
         self.floors = [0] * shard_count
         # Open unless a watcher closes it: a process without one (the persister's expirer,
         # tools) relies on the scripts' own fence and frozen flag.
-        self.ready = True
+        self._ready = True
+        # How many times the gate opened after being closed: what a process keeps of Redis's
+        # state (history's pages) is good only within one opening, since a recovery between
+        # two may have moved records between Redis and Postgres behind its back.
+        self.openings = 0
         self.refusal_listeners: list[Callable[[], None]] = []
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        if value and not self._ready:
+            self.openings += 1
+        self._ready = value
 
     def floor(self, shard: int) -> int:
         return self.floors[shard]

@@ -67,7 +67,15 @@ class Holds:
             sk = ek.shard_keys
             reply = await guarded(
                 lambda: self.scripts.confirm(
-                    keys=[ek.inventory, sk.bookings, sk.outbox, sk.stats, sk.holds, sk.pending],
+                    keys=[
+                        ek.inventory,
+                        sk.bookings,
+                        sk.outbox,
+                        sk.stats,
+                        sk.holds,
+                        sk.pending,
+                        sk.changed,
+                    ],  # fmt: skip
                     args=[
                         record.id,
                         record.event_id,
@@ -189,7 +197,16 @@ class Holds:
         ek: EventKeys = self.keys.event(record.event_id)
         sk = ek.shard_keys
         return self.scripts.release(
-            keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.stats, sk.holds, sk.pending],
+            keys=[
+                ek.inventory,
+                ek.users,
+                sk.bookings,
+                sk.outbox,
+                sk.stats,
+                sk.holds,
+                sk.pending,
+                sk.changed,
+            ],  # fmt: skip
             args=[
                 record.id,
                 record.event_id,

@@ -6,6 +6,8 @@ touches one Redis Cluster slot.
     {p}:{sN}:bookings            hash  booking id -> record JSON (the live record), or a
                                        tombstone (its version) once persisted and evicted
     {p}:{sN}:pending             zset  booking id -> user id, versions not yet in Postgres
+    {p}:{sN}:changed             zset  user id -> Redis ms of the last change to one of their
+                                       records here (history's kept pages check it; trimmed)
     {p}:{sN}:outbox              list  confirmed records waiting for Postgres
     {p}:{sN}:inflight            list  records claimed by a persister, not yet acked
     {p}:{sN}:dead                list  poison records with their reason
@@ -36,6 +38,7 @@ class ShardKeys:
     tag: str
     bookings: str
     pending: str
+    changed: str
     outbox: str
     inflight: str
     dead: str
@@ -74,6 +77,7 @@ class KeySpace:
             tag=tag,
             bookings=f"{tag}:bookings",
             pending=f"{tag}:pending",
+            changed=f"{tag}:changed",
             outbox=f"{tag}:outbox",
             inflight=f"{tag}:inflight",
             dead=f"{tag}:dead",

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import RedisCluster
+
 from engine.booking import Engine, guarded
 from engine.records import Inventory, Record, decode_record, is_record, tombstone_version
 
@@ -32,11 +34,25 @@ class BookingState:
     pending: bool
 
 
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """When a user's booking records last changed, as history's kept pages need it: the
+    event-list generation, and per changes.lua call (one in all on one server, one per shard
+    on a cluster, each on its own node's clock) (Redis ms now, Redis ms of the user's last
+    change there or -1)."""
+
+    generation: int
+    clocks: tuple[tuple[int, int], ...]
+
+
 class Reads:
     def __init__(self, engine: Engine) -> None:
         self.keys = engine.keys
         self.scripts = engine.scripts
         self._generation_key = [engine.keys.events_cache_generation]
+        self._cluster = isinstance(engine.redis, RedisCluster)
+        changed = [sk.changed for sk in engine.keys.shards()]
+        self._changed_keys = [[key] for key in changed] if self._cluster else [changed]
 
     async def generation(self) -> int:
         """The event-list generation: every change to an event bumps it."""
@@ -98,6 +114,25 @@ class Reads:
                     None if avail < 0 else int(avail), int(held), int(pending)
                 )
         return found
+
+    async def user_changes(self, user_id: int) -> UserChanges:
+        """One round trip: on one server one call reads every shard's mark and the
+        generation; on a cluster, one call per shard and the generation's, pipelined."""
+        if not self._cluster:
+            keys = [*self._changed_keys[0], *self._generation_key]
+            reply: list[Any] = await guarded(
+                lambda: self.scripts.changes(keys=keys, args=[user_id, "1"])
+            )
+            return UserChanges(int(reply[2]), ((int(reply[0]), int(reply[1])),))
+
+        async def read() -> list[Any]:
+            return await asyncio.gather(
+                self.scripts.generation(keys=self._generation_key),
+                *(self.scripts.changes(keys=k, args=[user_id, "0"]) for k in self._changed_keys),
+            )
+
+        generation, *replies = await guarded(read)
+        return UserChanges(int(generation), tuple((int(r[0]), int(r[1])) for r in replies))
 
     async def booking(self, booking_id: int) -> BookingState | None:
         """The booking as Redis holds it, in one call; None when Redis holds nothing of it."""

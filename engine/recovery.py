@@ -156,7 +156,7 @@ class Recovery:
             if shard >= self.keys.shard_count:
                 continue
             sk = self.keys.shard(shard)
-            keys = [sk.bookings, sk.holds, sk.pending]
+            keys = [sk.bookings, sk.holds, sk.pending, sk.changed]
             for i in range(0, len(shard_records), 500):
                 args: list[Any] = []
                 for r in shard_records[i : i + 500]:

@@ -40,6 +40,8 @@ SCRIPT_NAMES = (
     "counts",
     "generation",
     "status",
+    "trim_changed",
+    "changes",
 )
 
 
@@ -98,6 +100,8 @@ class Scripts:
     counts: PipelinedScript
     generation: PipelinedScript
     status: PipelinedScript
+    trim_changed: PipelinedScript
+    changes: PipelinedScript
 
     def __init__(self, redis: RedisClient | Any) -> None:
         self.wire: Wire | ClusterWire = (

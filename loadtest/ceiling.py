@@ -51,7 +51,7 @@ async def measure_ceiling(
     await redis.hset(ek.inventory, "open", "1")
     sha = await redis.script_load(script_source("book"))
     key_args = [ek.inventory, ek.users, sk.bookings, sk.outbox, sk.pending, f"{sk.tag}:idem:x"]
-    key_args.append(sk.stats)
+    key_args += [sk.stats, sk.changed]
     argv = [str(EVENT), "__rand_int__", "1", str(ek.shard), "abcdef", "", "86400"]
     argv += [str(SHARD_SPACE), "0"]
     once = [a.replace("__rand_int__", "1") for a in argv]

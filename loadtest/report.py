@@ -382,6 +382,8 @@ def _writebehind_md(results: Results) -> list[str]:
             f" | {mem.used_live:,.0f} |",
             f"| persisted (what stays: the live record, the per-user count) |"
             f" {mem.persisted_bytes:,.0f} | {mem.used_persisted:,.0f} |",
+            f"| history's change marks (per user who changed, trimmed after 60 s) |"
+            f" {mem.marks_bytes:,.0f} | |",
         ]
     return out
 
@@ -395,7 +397,7 @@ METHOD = [
     " each, persisted (as after a sale). The original's"
     " figures (list 2,954/s, status 3,182/s, at a `/healthz`-class speed of 5,947/s) are scaled by"
     " this run's `/healthz`.",
-    "- **ceiling**: `redis-benchmark -c 50 -r 100000000 EVALSHA <sha of lua/book.lua> 7 <keys>"
+    "- **ceiling**: `redis-benchmark -c 50 -r 100000000 EVALSHA <sha of lua/book.lua> 8 <keys>"
     " 1 __rand_int__ 1 ...`, one event with a huge capacity and limit, a random user id per call;"
     " checked by the seats sold equalling the requests sent (one call first through redis-py"
     " must answer ok). Pipelined run: `-P 16`.",
@@ -427,7 +429,9 @@ METHOD = [
     " `Persister.drain_once` (COPY + version-guarded upsert); rows written are counted.",
     "- **memory**: new users each book once (the per-user entries count too); the sum of"
     " `MEMORY USAGE key SAMPLES 0` over the stage's keys before, after booking, and after the"
-    " persister drained, divided by the bookings. `INFO used_memory` deltas are shown beside"
+    " persister drained, divided by the bookings; history's change marks (one per user whose"
+    " records changed in the last 60 s) are measured apart and then trimmed as their keep"
+    " would. `INFO used_memory` deltas are shown beside"
     " (noisy when others share the Redis).",
     "- **calibration**: `loadtest/peers/bare.py`, the issue's bare prototype (aiohttp +"
     " redis.asyncio + uvloop, no auth, validation, middleware, logging or metrics; a booking"

@@ -114,7 +114,8 @@ async def lag_ms(
 class Memory:
     bookings: int
     live_bytes: float  # per booking, in Redis before the persister ran (outbox included)
-    persisted_bytes: float  # per booking, once persisted (what stays)
+    persisted_bytes: float  # per booking, once persisted and the change marks trimmed
+    marks_bytes: float  # per booking: history's change marks, until trimmed (60 s)
     used_live: float  # INFO used_memory deltas, per booking (shared Redis: noisy)
     used_persisted: float
 
@@ -152,12 +153,17 @@ async def measure_memory(stage: Stage, bookings: int, concurrency: int = 256) ->
 
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     live_keys, live_used = await prefix_bytes(stage, keys.prefix), await used_memory(stage)
-    await Persister(stage.redis, stage.pool, keys).drain_once()
+    persister = Persister(stage.redis, stage.pool, keys)
+    await persister.drain_once()
+    drained_keys = await prefix_bytes(stage, keys.prefix)
+    # What the change marks' keep (CHANGE_MARKS_KEEP_MS) leaves, without waiting it out.
+    await persister.trim_change_marks(list(range(SHARDS)), keep_ms=0)
     kept_keys, kept_used = await prefix_bytes(stage, keys.prefix), await used_memory(stage)
     return Memory(
         bookings=bookings,
         live_bytes=(live_keys - base_keys) / bookings,
         persisted_bytes=(kept_keys - base_keys) / bookings,
+        marks_bytes=(drained_keys - kept_keys) / bookings,
         used_live=(live_used - base_used) / bookings,
         used_persisted=(kept_used - base_used) / bookings,
     )

@@ -8,6 +8,7 @@
 -- KEYS[6] idempotency {p}:{sN}:idem:<user>:<key> (untouched when ARGV[6] is "")
 -- KEYS[7] stats       {p}:{sN}:stats             hash: "bookings" live confirmed bookings,
 --                                                "seq" last booking tick, "frozen" recovering
+-- KEYS[8] changed     {p}:{sN}:changed           zset: user id -> Redis ms of their last record change
 -- ARGV[1] event id   ARGV[2] user id   ARGV[3] seats (integer >= 1)   ARGV[4] shard number
 -- ARGV[5] job secret (hex)   ARGV[6] idempotency key or ""   ARGV[7] idempotency TTL, seconds
 -- ARGV[8] shard space (booking id = tick * space + shard)
@@ -66,5 +67,6 @@ local record = string.format(
 redis.call("HSET", KEYS[3], id, record)
 redis.call("RPUSH", KEYS[4], record)
 redis.call("ZADD", KEYS[5], user_id, id)
+redis.call("ZADD", KEYS[8], string.format("%d", ms), user_id)
 if idem ~= "" then redis.call("SET", KEYS[6], record, "EX", idem_ttl) end
 return {"ok", record, 0}

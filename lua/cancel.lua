@@ -6,6 +6,7 @@
 -- KEYS[4] outbox      {p}:{sN}:outbox
 -- KEYS[5] stats       {p}:{sN}:stats             "bookings", "seq", "frozen" (see book.lua)
 -- KEYS[6] pending     {p}:{sN}:pending           zset: booking id -> user id, not yet acked
+-- KEYS[7] changed     {p}:{sN}:changed           zset: user id -> Redis ms of their last record change
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] "1" if admin
 -- ARGV[5] the record as the caller read it from Postgres: used only when the bookings hash
 --         holds a tombstone (the record was persisted and evicted, see ack.lua) and only if
@@ -57,5 +58,6 @@ local record = string.format(
 redis.call("HSET", KEYS[3], ARGV[1], record)
 redis.call("RPUSH", KEYS[4], record)
 redis.call("ZADD", KEYS[6], r.u, ARGV[1])
+redis.call("ZADD", KEYS[7], string.format("%d", ms), r.u)
 redis.call("HINCRBY", KEYS[5], "bookings", -1)
 return {"ok", record}

@@ -6,6 +6,7 @@
 -- KEYS[3] outbox    {p}:{sN}:outbox       KEYS[4] stats    {p}:{sN}:stats
 -- KEYS[5] holds     {p}:{sN}:holds        zset: hold (booking) id -> expiry, ms
 -- KEYS[6] pending   {p}:{sN}:pending      zset: booking id -> user id, not yet acked
+-- KEYS[7] changed   {p}:{sN}:changed      zset: user id -> Redis ms of their last record change
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] hold id (jobId form)
 -- ARGV[5] the record as the caller read it from Postgres, used only against a tombstone of
 --         the same version (see cancel.lua)
@@ -55,6 +56,7 @@ local record = string.format(
 redis.call("HSET", KEYS[2], ARGV[1], record)
 redis.call("RPUSH", KEYS[3], record)
 redis.call("ZADD", KEYS[6], r.u, ARGV[1])
+redis.call("ZADD", KEYS[7], string.format("%d", ms), r.u)
 redis.call("HINCRBY", KEYS[4], "bookings", 1)
 redis.call("HINCRBY", KEYS[4], "held", -r.s)
 return {"ok", record, 0}

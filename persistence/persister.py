@@ -21,7 +21,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from engine.booking import UNAVAILABLE_ERRORS
+from engine.booking import CHANGE_MARKS_KEEP_MS, UNAVAILABLE_ERRORS
 from engine.errors import EngineUnavailable
 from engine.keys import KeySpace
 from engine.records import Record, decode_record
@@ -134,8 +134,8 @@ class Persister:
         now holds (see lua/ack.lua)."""
         sk = self.keys.shard(shard)
         ack = await self.scripts.ack(
-            keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings, sk.pending],
-            args=[self.token, count, len(leaving) // 3, *leaving, *dead],
+            keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings, sk.pending, sk.changed],
+            args=[self.token, count, len(leaving) // 3, CHANGE_MARKS_KEEP_MS, *leaving, *dead],
         )
         if ack[0] == b"err":
             return False
@@ -161,6 +161,18 @@ class Persister:
         await self.redis.delete(sk.impressions_inflight)
         return len(deltas)
 
+    async def trim_change_marks(
+        self, shards: list[int], keep_ms: int = CHANGE_MARKS_KEEP_MS
+    ) -> None:
+        """Housekeeping: history's change marks (engine.booking.CHANGE_MARKS_KEEP_MS) past
+        their keep, on shards whose acks stopped (lua/ack.lua trims the others as it goes)."""
+        await asyncio.gather(
+            *(
+                self.scripts.trim_changed(keys=[self.keys.shard(shard).changed], args=[keep_ms])
+                for shard in shards
+            )
+        )
+
     async def paused(self) -> bool:
         return bool(await self.redis.exists(self.keys.persister_paused))
 
@@ -175,6 +187,7 @@ class Persister:
             while handled := await self.flush_shard(shard):
                 total += handled
             await self.flush_impressions(shard)
+            await self.trim_change_marks([shard])
             return total
 
         async def keep_leases() -> None:
@@ -214,6 +227,7 @@ class Persister:
                 try:
                     if now >= next_renew:
                         await self.leases.rebalance()
+                        await self.trim_change_marks(sorted(self.leases.held))
                         next_renew = now + self.renew_every_s
                     # Lapsed holds go back to stock even while persisting is paused.
                     expired = await self.expirer.expire_shards(sorted(self.leases.held))

@@ -13,7 +13,7 @@ from aiohttp import web
 from api.auth import authenticate
 from api.context import Services, services
 from api.errors import ApiError, from_engine, not_found
-from api.http import json_response, path_id, query_int, read_body
+from api.http import encode_json, json_response, path_id, query_int, raw_json, read_body
 from api.metrics import booking_outcome
 from api.schemas import (
     BookAccepted,
@@ -172,12 +172,19 @@ async def job_status(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     """The caller's bookings, newest (highest id) first, reading its own writes: the records
     Redis holds and Postgres does not yet are merged into Postgres's rows by id, and a newer
-    version waiting in Redis overrides the row Postgres holds. One query per page. While
-    Postgres is down the records Redis holds still answer."""
+    version waiting in Redis overrides the row Postgres holds. One query per page, and none
+    while the page this process keeps of it is still good (api/history_cache.py): then one
+    Redis round trip answers. While Postgres is down the records Redis holds still answer."""
     principal = await authenticate(request)
     page = query_int(request, "page", 1, 1, 1_000_000)
     limit = query_int(request, "limit", 50, 1, 100)
     svc = services(request)
+    headers = {"X-Page": str(page), "X-Limit": str(limit)}
+    fence = svc.engine.fence
+    openings = fence.openings
+    changes = await svc.reads.user_changes(principal.id)
+    if fence.ready and (kept := svc.history.get(principal.id, page, limit, changes, openings)):
+        return raw_json(kept, headers)
     pending = await svc.engine.pending_of_user(principal.id)
     start = (page - 1) * limit
     newer = {r.id: r for r in pending}
@@ -187,16 +194,21 @@ async def history(request: web.Request) -> web.Response:
         else:
             rows = await queries.bookings_of_user(svc.pool, principal.id, start, limit)
             picked, events = list(rows), {}
+        from_postgres = True
     except POSTGRES_DOWN:
         picked = list(pending[start : start + limit])
         events = await _event_summaries(svc, {r.event_id for r in picked})
+        from_postgres = False
     items = [
         _history_of_record(p, events[p.event_id])
         if isinstance(p, Record)
         else _history_of_row(p, newer.get(p["id"]))
         for p in picked
     ]
-    return json_response(items, headers={"X-Page": str(page), "X-Limit": str(limit)})
+    body = encode_json(items)
+    if from_postgres and fence.ready and fence.openings == openings:
+        svc.history.keep(principal.id, page, limit, changes, openings, body)
+    return raw_json(body, headers)
 
 
 async def _merged_page(

@@ -47,7 +47,16 @@ async def book(request: web.Request) -> web.Response:
     sk = ek.shard_keys
     user = next(_users)
     reply = await request.app[BOOK](
-        keys=[ek.inventory, ek.users, sk.bookings, sk.outbox, sk.pending, "", sk.stats],
+        keys=[
+            ek.inventory,
+            ek.users,
+            sk.bookings,
+            sk.outbox,
+            sk.pending,
+            "",
+            sk.stats,
+            sk.changed,
+        ],  # fmt: skip
         args=[event_id, user, 1, ek.shard, "ab12", "", 60, SHARD_SPACE, 0],
     )
     if reply[0] != b"ok":
