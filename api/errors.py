@@ -31,6 +31,7 @@ class ApiError(Exception):
 # Engine code -> (status, the original's message where it had one)
 ENGINE_ERRORS: dict[Code, tuple[int, str]] = {
     Code.INVALID_INPUT: (400, "Invalid input"),
+    Code.RATE_LIMITED: (429, "Too many requests, retry later"),
     Code.EVENT_NOT_LOADED: (503, "Inventory is not loaded for this event"),
     Code.EVENT_CLOSED: (404, "Event not found"),
     Code.SOLD_OUT: (409, "Event is fully booked"),

@@ -44,6 +44,15 @@ CHANGE_MARKS_KEEP_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True)
+class RateWindow:
+    """A fixed-window attempt counter a booking script checks before anything else."""
+
+    key: str
+    limit: int
+    window_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class EventSpec:
     """What inventory loading needs to know of an event."""
 
@@ -155,10 +164,20 @@ class Engine:
         return await guarded(load)
 
     async def book(
-        self, event_id: int, user_id: int, seats: int = 1, idempotency_key: str | None = None
+        self,
+        event_id: int,
+        user_id: int,
+        seats: int = 1,
+        idempotency_key: str | None = None,
+        rate: RateWindow | None = None,
     ) -> BookResult:
+        """Book seats. `rate`: a per-user limit counted in the same script (one server
+        only); over it, EngineError(RATE_LIMITED, ms until the window resets)."""
         self.gate()
         keys, args = self.take_call(event_id, user_id, seats, idempotency_key)
+        if rate is not None:
+            keys.append(rate.key)
+            args += [rate.limit, rate.window_ms]
         reply = await guarded(lambda: self.scripts.book(keys=keys, args=args))
         ok = self.checked(reply)
         record = decode_record(ok[1])

@@ -30,6 +30,9 @@ class Code(StrEnum):
     INVENTORY_NOT_READY = "INVENTORY_NOT_READY"
     # The caller's copy of an evicted record is not the version Redis's tombstone names.
     STALE_RECORD = "STALE_RECORD"
+    # The per-user booking limit counted in the booking's own script (detail: ms until its
+    # window resets); the API answers it as its other rate limits.
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 class EngineError(Exception):

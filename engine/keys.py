@@ -120,6 +120,10 @@ class KeySpace:
             self._events[event_id] = keys
         return keys
 
+    def booking_rate(self, user_id: int) -> str:
+        """The per-user booking limit's counter (its own slot: one key per user)."""
+        return f"{self.prefix}:rl:{{book:{user_id}}}"
+
     def idempotency(self, shard: int, user_id: int, key: str) -> str:
         """The key's name; without a key, the shard's placeholder (scripts leave it alone,
         but KEYS must still name a key of the shard's slot)."""

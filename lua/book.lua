@@ -13,7 +13,13 @@
 -- ARGV[5] job secret (hex)   ARGV[6] idempotency key or ""   ARGV[7] idempotency TTL, seconds
 -- ARGV[8] shard space (booking id = tick * space + shard)
 -- ARGV[9] fence: the lowest "seq" this Redis may hold (the caller has seen that much)
+-- KEYS[9], ARGV[10], ARGV[11] (optional, on one server only: on a cluster the key is in
+--   another slot and the API counts it before the body, lua/ratelimit.lua): the per-user
+--   booking limit's fixed-window counter {p}:rl:{book:<user>}, the attempts allowed per
+--   window and the window (ms). Counted first, so every attempt counts, in this same round
+--   trip rather than one of its own.
 -- Replies: {"ok", record, replayed 0|1} | {"err", CODE, detail}
+--          (RATE_LIMITED's detail: milliseconds until the window resets)
 -- Booking ids: tick = max(seq + 1, (Redis ms - 2026-01-01) * 8), so an id is time-ordered and
 -- a Redis rolled back to an older "seq" still hands out ids above any it gave before (unless
 -- it ran more than 8,000 bookings/s on one shard for longer than the restart took); the
@@ -31,6 +37,16 @@ local floor = tonumber(ARGV[9])
 if not (event_id and user_id and seats and shard and idem_ttl and space and floor)
     or seats < 1 or seats ~= math.floor(seats) or not string.match(secret, "^%x+$") then
   return {"err", "INVALID_INPUT", 0}
+end
+
+if KEYS[9] then
+  local n = redis.call("INCR", KEYS[9])
+  local ttl = redis.call("PTTL", KEYS[9])
+  if n == 1 or ttl < 0 then
+    ttl = tonumber(ARGV[11])
+    redis.call("PEXPIRE", KEYS[9], ttl)
+  end
+  if n > tonumber(ARGV[10]) then return {"err", "RATE_LIMITED", ttl} end
 end
 
 local fence = redis.call("HMGET", KEYS[7], "seq", "frozen", "bookings")

@@ -74,15 +74,19 @@ async def book(request: web.Request) -> web.Response:
     principal = await authenticate(request)
     event_id = path_id(request)
     svc = services(request)
-    await svc.limits.hit_booking(principal.id)  # before the body: a flood sends it in vain
+    limits = svc.limits
+    await limits.before_booking_body(principal.id)  # a flood sends its bodies in vain
     body = await read_body(request, BookRequest, optional=True)
     idempotency_key = idempotency_key_of(request)
+    rate = limits.booking_window(principal.id)  # counted in the booking's own script
     try:
-        result = await svc.engine.book(event_id, principal.id, body.seats, idempotency_key)
+        result = await svc.engine.book(event_id, principal.id, body.seats, idempotency_key, rate)
     except EngineError as exc:
         booking_outcome(exc.code.value).inc()
         if exc.code is Code.EVENT_NOT_LOADED:
             raise await not_loaded_error(svc, event_id) from None
+        if exc.code is Code.RATE_LIMITED:
+            raise limits.booking_refused(principal.id, exc.detail) from None
         raise
     record = result.record
     if record.user_id != principal.id:  # an idempotency key is per user; belt and braces
