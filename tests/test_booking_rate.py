@@ -5,7 +5,10 @@ answered before the body once a process knows the user is over it (issue 16)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -17,28 +20,34 @@ from tests.test_api_bookings import available, create_event
 from tests.test_deadlines import send_head, status_of
 
 
-def limited(config: Config, rate: str) -> Config:
-    return dataclasses.replace(config, rate_limits="on", rate_book_user=rate)
+@contextlib.asynccontextmanager
+async def limited_apps(
+    config: Config, accounts: Any, rate: str, count: int = 2, **settings: Any
+) -> AsyncIterator[tuple[list[TestClient[Any, Any]], str, str]]:
+    """`count` API processes (apps) with the booking limit `rate`, an admin's token and a
+    user's."""
+    config = dataclasses.replace(config, rate_limits="on", rate_book_user=rate, **settings)
+    async with contextlib.AsyncExitStack() as stack:
+        apps = [
+            await stack.enter_async_context(TestClient(TestServer(init_app(config))))
+            for _ in range(count)
+        ]
+        svc = apps[0].app[SERVICES]
+        admin_id = (await accounts.make(1, "ADMIN"))[0][0]
+        _, user = (await accounts.make(1))[0]
+        yield apps, svc.tokens.issue(admin_id, "a@x.io", "ADMIN"), user
 
 
 async def test_the_limit_counts_every_process_and_refused_attempts_change_nothing(config, accounts):
-    config = limited(config, "4/minute")
-    async with (
-        TestClient(TestServer(init_app(config))) as a,
-        TestClient(TestServer(init_app(config))) as b,
-    ):
-        svc = a.app[SERVICES]
-        assert svc.limits.booking_in_script
+    async with limited_apps(config, accounts, "4/minute") as ((a, b), admin, user):
+        assert a.app[SERVICES].limits.booking_in_script
 
         def no_round_trip_of_its_own(*args: object, **kwargs: object) -> None:
             raise AssertionError("the booking limit took a round trip of its own")
 
         for app in (a, b):  # every booking below is counted by book.lua alone
             app.app[SERVICES].limits.scripts.ratelimit = no_round_trip_of_its_own  # type: ignore
-        admin_id = (await accounts.make(1, "ADMIN"))[0][0]
-        admin = svc.tokens.issue(admin_id, "a@x.io", "ADMIN")
         events = [await create_event(a, admin) for _ in range(6)]
-        _, user = (await accounts.make(1))[0]
         statuses = []
         for i, event_id in enumerate(events):
             app = (a, b)[i % 2]
@@ -54,16 +63,8 @@ async def test_the_limit_counts_every_process_and_refused_attempts_change_nothin
 
 async def test_a_burst_over_two_processes_books_exactly_the_limit(config, accounts):
     """40 attempts at once on 40 events, half on each process: exactly the limit's 5 book."""
-    config = limited(config, "5/minute")
-    async with (
-        TestClient(TestServer(init_app(config))) as a,
-        TestClient(TestServer(init_app(config))) as b,
-    ):
-        svc = a.app[SERVICES]
-        admin_id = (await accounts.make(1, "ADMIN"))[0][0]
-        admin = svc.tokens.issue(admin_id, "a@x.io", "ADMIN")
+    async with limited_apps(config, accounts, "5/minute") as ((a, b), admin, user):
         events = [await create_event(a, admin) for _ in range(40)]
-        _, user = (await accounts.make(1))[0]
 
         async def attempt(i: int, event_id: int) -> int:
             app = (a, b)[i % 2]
@@ -77,16 +78,8 @@ async def test_a_burst_over_two_processes_books_exactly_the_limit(config, accoun
 async def test_a_process_that_saw_the_limit_refuses_before_the_body(config, accounts):
     """Process B learns from Redis's count (attempts made on A) that the user is over the
     limit; its next attempt, with no body sent at all, is answered 429 at once."""
-    config = limited(config, "2/minute")
-    async with (
-        TestClient(TestServer(init_app(config))) as a,
-        TestClient(TestServer(init_app(config))) as b,
-    ):
-        svc = a.app[SERVICES]
-        admin_id = (await accounts.make(1, "ADMIN"))[0][0]
-        admin = svc.tokens.issue(admin_id, "a@x.io", "ADMIN")
+    async with limited_apps(config, accounts, "2/minute") as ((a, b), admin, user):
         event_id = await create_event(a, admin, capacity=10, maxPerUser=10)
-        _, user = (await accounts.make(1))[0]
         path = f"/api/bookings/{event_id}/book"
         for _ in range(2):
             assert (await a.post(path, headers=auth(user))).status == 202
@@ -102,13 +95,9 @@ async def test_a_flood_of_bodiless_attempts_is_refused_past_the_limit(config, ac
     """Before any body arrives nothing reaches Redis; this process's own count still lets
     only the limit's attempts wait for their bodies (they end 408 at the body deadline); the
     others are answered 429 without waiting."""
-    config = dataclasses.replace(limited(config, "3/minute"), body_deadline_seconds=1)
-    async with TestClient(TestServer(init_app(config))) as client:
-        svc = client.app[SERVICES]
-        admin_id = (await accounts.make(1, "ADMIN"))[0][0]
-        admin = svc.tokens.issue(admin_id, "a@x.io", "ADMIN")
+    settings = {"count": 1, "body_deadline_seconds": 1}
+    async with limited_apps(config, accounts, "3/minute", **settings) as ((client,), admin, user):
         event_id = await create_event(client, admin)
-        _, user = (await accounts.make(1))[0]
         path = f"/api/bookings/{event_id}/book"
         opened = [await send_head(client, path, user, 100) for _ in range(7)]
         try:
