@@ -103,10 +103,13 @@ class Bench:
     async def run(self) -> Results:
         async with open_stage(self.s.users, self.s.events) as stage:
             self.results.env = await report.environment(stage)
+            started = report.cpu_times()
             await self.ceiling(stage)
             await self.service(stage)
             await self.peers(stage)
             self.results.memory = await measure_memory(stage, self.s.memory_bookings)
+            steal = report.steal_share(started, report.cpu_times())
+            self.results.env["cpu steal during the run (other guests)"] = steal
         return self.results
 
     async def ceiling(self, stage: Stage) -> None:

@@ -239,6 +239,25 @@ async def environment(stage: Stage) -> dict[str, str]:
     }
 
 
+def cpu_times() -> list[int]:
+    """The host's CPU time counters (/proc/stat's first line), [] where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def steal_share(before: list[int], after: list[int]) -> str:
+    """The share of CPU time the hypervisor gave to other guests between two readings: on a
+    shared virtual machine every figure of the run is slower by about as much, unevenly."""
+    if len(before) < 8 or len(after) < 8:
+        return "unknown"
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent)
+    return f"{100 * spent[7] / total:.1f}% of CPU time" if total else "unknown"
+
+
 def _git(*args: str) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=5)
