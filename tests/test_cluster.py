@@ -182,8 +182,17 @@ async def test_the_api_books_checks_and_cancels_on_a_cluster(
         status = await client.get(f"/api/bookings/status/{job}")
         assert (await status.json())["status"] == "completed"
         booking_id = (await first.json())["booking"]["id"]
+
+        async def history() -> list[tuple[int, str]]:
+            got = await client.get("/api/bookings/history", headers=auth(token))
+            assert got.status == 200, await got.text()
+            return [(item["id"], item["status"]) for item in await got.json()]
+
+        for _ in range(2):  # the second from the page this process keeps (one call per shard)
+            assert await history() == [(booking_id, "CONFIRMED")]
         cancel = await client.delete(f"/api/bookings/{booking_id}/cancel", headers=auth(token))
         assert cancel.status == 200, await cancel.text()
+        assert await history() == [(booking_id, "CANCELLED")]  # the cancel's mark, on its node
         again = await client.post(f"/api/bookings/{event_id}/book", headers=auth(other))
         assert again.status == 202, await again.text()
         # The per-user booking limit on a cluster: counted in Redis before the body (its key
