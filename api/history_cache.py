@@ -3,7 +3,8 @@ history costs one small Redis call and no Postgres query while nothing of theirs
 
 A page is the merge of the user's Postgres rows and the records Redis holds that Postgres does
 not yet. Every script that changes a booking record (book, hold, confirm, release, expiry,
-cancel) marks its user in the shard's `changed` zset with Redis's clock, and so do the
+cancel) marks its user (with 63 neighbours: engine.booking.CHANGE_MARK_USERS) in the shard's
+`changed` zset with Redis's clock, and so do the
 write-behind's ack (a record leaving Redis's pending index for Postgres) and a recovery's
 restore. A page is reused only while all of this holds:
 - no change mark of its user is as late as the page's own read (read first, before the

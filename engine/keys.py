@@ -6,7 +6,7 @@ touches one Redis Cluster slot.
     {p}:{sN}:bookings            hash  booking id -> record JSON (the live record), or a
                                        tombstone (its version) once persisted and evicted
     {p}:{sN}:pending             zset  booking id -> user id, versions not yet in Postgres
-    {p}:{sN}:changed             zset  user id -> Redis ms of the last change to one of their
+    {p}:{sN}:changed             zset  user id // 64 -> Redis ms of the last change to one of their
                                        records here (history's kept pages check it; trimmed)
     {p}:{sN}:outbox              list  confirmed records waiting for Postgres
     {p}:{sN}:inflight            list  records claimed by a persister, not yet acked

@@ -10,7 +10,7 @@
 -- ack, a stall every booking behind it waited out.
 -- KEYS[1] inflight  KEYS[2] stats  KEYS[3] lease  KEYS[4] dead  KEYS[5] bookings
 -- KEYS[6] pending (zset: booking id -> user id)
--- KEYS[7] changed (zset: user id -> Redis ms of the last change to one of their records, set
+-- KEYS[7] changed (zset: user id // 64 -> Redis ms of the last change to one of their records, set
 --         by every script that changes one): a record leaving pending for Postgres is such a
 --         change, since a page of history an API process keeps may lack it (api/
 --         history_cache.py). Marks older than ARGV[4] ms are trimmed here and by the
@@ -21,6 +21,9 @@
 --                 and the tombstone to leave (its version) or "0" to keep it (a live hold)
 -- ARGV[5+3K ..] dead-letter entries (JSON)
 -- Replies: {"ok", flushed total} | {"err", "LEASE_LOST"}
+-- A change mark covers MARK_USERS consecutive user ids (engine.booking.CHANGE_MARK_USERS):
+-- a 64th of the memory of one per user, for needless misses of history's pages.
+local MARK_USERS = 64
 if redis.call("GET", KEYS[3]) ~= ARGV[1] then return {"err", "LEASE_LOST"} end
 local count = tonumber(ARGV[3]) or 0
 local now = redis.call("TIME")
@@ -48,7 +51,7 @@ for from = 0, count - 1, 500 do
     for _, user in ipairs(redis.call("ZMSCORE", KEYS[6], unpack(acked))) do
       if user then
         marks[#marks + 1] = string.format("%d", now_ms)
-        marks[#marks + 1] = user
+        marks[#marks + 1] = string.format("%d", math.floor(tonumber(user) / MARK_USERS))
       end
     end
     if #marks > 0 then redis.call("ZADD", KEYS[7], unpack(marks)) end

@@ -6,13 +6,16 @@
 -- KEYS[4] outbox      {p}:{sN}:outbox
 -- KEYS[5] stats       {p}:{sN}:stats             "bookings", "seq", "frozen" (see book.lua)
 -- KEYS[6] pending     {p}:{sN}:pending           zset: booking id -> user id, not yet acked
--- KEYS[7] changed     {p}:{sN}:changed           zset: user id -> Redis ms of their last record change
+-- KEYS[7] changed     {p}:{sN}:changed           zset: user id // 64 -> Redis ms of their last record change
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] "1" if admin
 -- ARGV[5] the record as the caller read it from Postgres: used only when the bookings hash
 --         holds a tombstone (the record was persisted and evicted, see ack.lua) and only if
 --         it is that very version; anything else is STALE_RECORD (read again)
 -- ARGV[6] fence: the lowest "seq" this Redis may hold (see book.lua)
 -- Replies: {"ok", record} | {"err", CODE, detail}
+-- A change mark covers MARK_USERS consecutive user ids (engine.booking.CHANGE_MARK_USERS):
+-- a 64th of the memory of one per user, for needless misses of history's pages.
+local MARK_USERS = 64
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
 local actor = tonumber(ARGV[3])
@@ -58,6 +61,7 @@ local record = string.format(
 redis.call("HSET", KEYS[3], ARGV[1], record)
 redis.call("RPUSH", KEYS[4], record)
 redis.call("ZADD", KEYS[6], r.u, ARGV[1])
-redis.call("ZADD", KEYS[7], string.format("%d", ms), r.u)
+redis.call("ZADD", KEYS[7], string.format("%d", ms),
+  string.format("%d", math.floor(r.u / MARK_USERS)))
 redis.call("HINCRBY", KEYS[5], "bookings", -1)
 return {"ok", record}

@@ -6,12 +6,15 @@
 -- KEYS[3] outbox    {p}:{sN}:outbox       KEYS[4] stats    {p}:{sN}:stats
 -- KEYS[5] holds     {p}:{sN}:holds        zset: hold (booking) id -> expiry, ms
 -- KEYS[6] pending   {p}:{sN}:pending      zset: booking id -> user id, not yet acked
--- KEYS[7] changed   {p}:{sN}:changed      zset: user id -> Redis ms of their last record change
+-- KEYS[7] changed   {p}:{sN}:changed      zset: user id // 64 -> Redis ms of their last record change
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] acting user id   ARGV[4] hold id (jobId form)
 -- ARGV[5] the record as the caller read it from Postgres, used only against a tombstone of
 --         the same version (see cancel.lua)
 -- ARGV[6] fence: the lowest "seq" this Redis may hold (see book.lua)
 -- Replies: {"ok", record, replayed 0|1} | {"err", CODE, detail}
+-- A change mark covers MARK_USERS consecutive user ids (engine.booking.CHANGE_MARK_USERS):
+-- a 64th of the memory of one per user, for needless misses of history's pages.
+local MARK_USERS = 64
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
 local actor = tonumber(ARGV[3])
@@ -56,7 +59,8 @@ local record = string.format(
 redis.call("HSET", KEYS[2], ARGV[1], record)
 redis.call("RPUSH", KEYS[3], record)
 redis.call("ZADD", KEYS[6], r.u, ARGV[1])
-redis.call("ZADD", KEYS[7], string.format("%d", ms), r.u)
+redis.call("ZADD", KEYS[7], string.format("%d", ms),
+  string.format("%d", math.floor(r.u / MARK_USERS)))
 redis.call("HINCRBY", KEYS[4], "bookings", 1)
 redis.call("HINCRBY", KEYS[4], "held", -r.s)
 return {"ok", record, 0}

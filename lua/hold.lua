@@ -9,7 +9,7 @@
 -- KEYS[6] idempotency {p}:{sN}:idem:<user>:<key> (untouched when ARGV[6] is "")
 -- KEYS[7] stats       {p}:{sN}:stats             hash: "held" seats held in the shard,
 --                                                "seq" last booking tick, "frozen" recovering
--- KEYS[8] changed     {p}:{sN}:changed           zset: user id -> Redis ms of their last record change
+-- KEYS[8] changed     {p}:{sN}:changed           zset: user id // 64 -> Redis ms of their last record change
 -- KEYS[9] holds       {p}:{sN}:holds             zset: hold (booking) id -> expiry, ms
 -- ARGV[1] event id   ARGV[2] user id   ARGV[3] seats (integer >= 1)   ARGV[4] shard number
 -- ARGV[5] job secret (hex)   ARGV[6] idempotency key or ""   ARGV[7] idempotency TTL, seconds
@@ -17,6 +17,9 @@
 -- ARGV[9] fence: the lowest "seq" this Redis may hold (see book.lua)
 -- ARGV[10] hold TTL, ms   ARGV[11] longest hold TTL allowed, ms
 -- Replies: {"ok", record, replayed 0|1} | {"err", CODE, detail}
+-- A change mark covers MARK_USERS consecutive user ids (engine.booking.CHANGE_MARK_USERS):
+-- a 64th of the memory of one per user, for needless misses of history's pages.
+local MARK_USERS = 64
 local event_id = tonumber(ARGV[1])
 local user_id = tonumber(ARGV[2])
 local seats = tonumber(ARGV[3])
@@ -71,7 +74,8 @@ local record = string.format(
 redis.call("HSET", KEYS[3], id, record)
 redis.call("RPUSH", KEYS[4], record)
 redis.call("ZADD", KEYS[5], user_id, id)
-redis.call("ZADD", KEYS[8], string.format("%d", ms), user_id)
+redis.call("ZADD", KEYS[8], string.format("%d", ms),
+  string.format("%d", math.floor(user_id / MARK_USERS)))
 redis.call("ZADD", KEYS[9], expires, id)
 if idem ~= "" then redis.call("SET", KEYS[6], record, "EX", idem_ttl) end
 return {"ok", record, 0}

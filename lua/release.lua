@@ -8,7 +8,7 @@
 -- KEYS[3] bookings  {p}:{sN}:bookings     KEYS[4] outbox {p}:{sN}:outbox
 -- KEYS[5] stats     {p}:{sN}:stats        KEYS[6] holds  {p}:{sN}:holds (zset: id -> expiry)
 -- KEYS[7] pending   {p}:{sN}:pending      zset: booking id -> user id, not yet acked
--- KEYS[8] changed   {p}:{sN}:changed      zset: user id -> Redis ms of their last record change
+-- KEYS[8] changed   {p}:{sN}:changed      zset: user id // 64 -> Redis ms of their last record change
 -- ARGV[1] booking id   ARGV[2] event id   ARGV[3] mode "RELEASED" | "EXPIRED"
 -- ARGV[4] acting user id (0 for the expirer)   ARGV[5] "1" if admin
 -- ARGV[6] hold id (jobId form; "" for the expirer)
@@ -16,6 +16,9 @@
 --         the same version (see cancel.lua); "" for the expirer
 -- ARGV[8] fence: the lowest "seq" this Redis may hold (see book.lua)
 -- Replies: {"ok", record} | {"ok", ""} (EXPIRED mode: nothing due) | {"err", CODE, detail}
+-- A change mark covers MARK_USERS consecutive user ids (engine.booking.CHANGE_MARK_USERS):
+-- a 64th of the memory of one per user, for needless misses of history's pages.
+local MARK_USERS = 64
 local booking_id = tonumber(ARGV[1])
 local event_id = tonumber(ARGV[2])
 local mode = ARGV[3]
@@ -82,6 +85,7 @@ local record = string.format(
 redis.call("HSET", KEYS[3], ARGV[1], record)
 redis.call("RPUSH", KEYS[4], record)
 redis.call("ZADD", KEYS[7], r.u, ARGV[1])
-redis.call("ZADD", KEYS[8], string.format("%d", ms), r.u)
+redis.call("ZADD", KEYS[8], string.format("%d", ms),
+  string.format("%d", math.floor(r.u / MARK_USERS)))
 redis.call("HINCRBY", KEYS[5], "held", -r.s)
 return {"ok", record}

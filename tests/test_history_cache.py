@@ -15,8 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import init_app
 from api.context import SERVICES
+from engine.booking import CHANGE_MARK_USERS
 from engine.config import Config
 from engine.recovery import Recovery
+from engine.scripts import script_source
 from persistence.persister import Persister
 from tests.support import app_on_private_postgres, auth
 from tests.test_api_bookings import create_event
@@ -237,25 +239,36 @@ async def test_every_change_marks_its_user_and_the_persister_trims_the_marks(
     event_id = await create_event(client, admin)
     sk = keys.shard(keys.shard_of_event(event_id))
     await book(client, first_token, event_id)
-    booked_at = await engine.redis.zscore(sk.changed, first)
+    booked_at = await engine.redis.zscore(sk.changed, first // CHANGE_MARK_USERS)
     assert booked_at is not None  # the booking marked the user
     await asyncio.sleep(0.002)
     await persister.drain_once()
-    acked_at = await engine.redis.zscore(sk.changed, first)
+    acked_at = await engine.redis.zscore(sk.changed, first // CHANGE_MARK_USERS)
     assert acked_at is not None and acked_at > booked_at  # and so did the ack
 
     record = (await engine.book(event_id, second)).record
     assert await engine.redis.zscore(sk.pending, record.id) == second
-    await engine.redis.zrem(sk.changed, second)
+    await engine.redis.zrem(sk.changed, second // CHANGE_MARK_USERS)
     # As after a rollback: Postgres holds a later version than Redis's pending one.
     later = msgspec.structs.replace(record, v=record.version + 1)
     assert await Recovery(engine).restore_records([later]) == 1
     assert await engine.redis.zscore(sk.pending, record.id) is None
-    assert await engine.redis.zscore(sk.changed, second) is not None  # the restore marked them
+    restored_mark = await engine.redis.zscore(sk.changed, second // CHANGE_MARK_USERS)
+    assert restored_mark is not None  # the restore marked them
 
     shard = keys.shard_of_event(event_id)
     await persister.trim_change_marks([shard])  # younger than CHANGE_MARKS_KEEP_MS: kept
-    assert await engine.redis.zcard(sk.changed) == 2
+    marks = {first // CHANGE_MARK_USERS, second // CHANGE_MARK_USERS}
+    assert await engine.redis.zcard(sk.changed) == len(marks)
     await asyncio.sleep(0.005)
     await persister.trim_change_marks([shard], keep_ms=1)  # as if the keep had passed
     assert await engine.redis.zcard(sk.changed) == 0
+
+
+def test_every_script_shares_the_change_marks_width():
+    """Scripts cannot import: each one that sets or reads a change mark declares MARK_USERS,
+    and all must agree with engine.booking.CHANGE_MARK_USERS (else a mark set for one
+    neighbourhood would be looked for under another: a stale page)."""
+    names = ["book", "hold", "confirm", "release", "cancel", "ack", "restore", "changes"]
+    for name in names:
+        assert f"local MARK_USERS = {CHANGE_MARK_USERS}\n" in script_source(name), name
