@@ -35,6 +35,16 @@ class BookingState:
 
 
 @dataclass(frozen=True, slots=True)
+class PageView:
+    """What one event page read: the list generation, the event's inventory (None when not
+    loaded or closed) and its views not yet flushed to Postgres."""
+
+    generation: int
+    inventory: Inventory | None
+    pending_views: int
+
+
+@dataclass(frozen=True, slots=True)
 class UserChanges:
     """When a user's booking records last changed, as history's kept pages need it: the
     event-list generation, and per changes.lua call (one in all on one server, one per shard
@@ -58,22 +68,35 @@ class Reads:
         """The event-list generation: every change to an event bumps it."""
         return int(await guarded(lambda: self.scripts.generation(keys=self._generation_key)))
 
-    async def view(
-        self, event_id: int, viewer: str, window_seconds: int
-    ) -> tuple[Inventory | None, int]:
-        """Count one view (once per viewer per window) and read the event's live counts:
-        (inventory or None when not loaded, views not yet flushed to Postgres)."""
+    async def view(self, event_id: int, viewer: str, window_seconds: int) -> PageView:
+        """Count one view (once per viewer per window) and read the event's live counts and
+        the list generation: one script call on one server; on a cluster the generation's
+        call goes with it, pipelined (its key is in another slot)."""
         ek = self.keys.event(event_id)
-        seen = self.keys.impression_seen(event_id, viewer)
-        reply: list[Any] = await guarded(
-            lambda: self.scripts.view(
-                keys=[ek.inventory, ek.shard_keys.impressions, seen],
-                args=[event_id, window_seconds],
-            )
-        )
-        if not reply:
-            return None, 0
-        cap, avail, sold, held, mpu, is_open, pending = reply
+        keys = [
+            ek.inventory,
+            ek.shard_keys.impressions,
+            self.keys.impression_seen(event_id, viewer),
+        ]
+        args = [event_id, window_seconds]
+        if self._cluster:
+
+            async def read() -> list[Any]:
+                return list(
+                    await asyncio.gather(
+                        self.scripts.generation(keys=self._generation_key),
+                        self.scripts.view(keys=keys, args=args),
+                    )
+                )
+
+            generation, reply = await guarded(read)
+            reply = [generation, *reply[1:]]
+        else:
+            keys.append(self._generation_key[0])
+            reply = await guarded(lambda: self.scripts.view(keys=keys, args=args))
+        if len(reply) == 1:
+            return PageView(int(reply[0]), None, 0)
+        generation, cap, avail, sold, held, mpu, is_open, pending = reply
         inventory = Inventory(
             capacity=int(cap),
             available=int(avail),
@@ -82,7 +105,7 @@ class Reads:
             max_per_user=int(mpu or 1),
             open=is_open == b"1",
         )
-        return inventory, int(pending)
+        return PageView(int(generation), inventory, int(pending))
 
     async def counts(self, event_ids: Sequence[int]) -> dict[int, LiveCounts]:
         """Live counts of many events: one script call per shard, all in one round trip."""

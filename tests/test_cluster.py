@@ -174,6 +174,9 @@ async def test_the_api_books_checks_and_cancels_on_a_cluster(
         statuses = [(await client.post("/api/auth/login", json=wrong)).status for _ in range(3)]
         assert statuses[-1] == 429, statuses  # the 4th login from this IP in a minute
         event_id = await create_event(client, admin, capacity=1)
+        page = await client.get(f"/api/events/{event_id}/view")  # the generation read apart
+        assert page.status == 200, await page.text()
+        assert (await page.json())["available"] == 1
         first = await client.post(f"/api/bookings/{event_id}/book", headers=auth(token))
         assert first.status == 202, await first.text()
         job = (await first.json())["jobId"]

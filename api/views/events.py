@@ -3,7 +3,6 @@ delete. Every change reaches Redis inventory in the same request."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -168,10 +167,8 @@ async def view_event(request: web.Request) -> web.Response:
     call; the row from this process's cache, so no Postgres query per view."""
     event_id = path_id(request)
     svc = services(request)
-    generation, (inventory, pending) = await asyncio.gather(
-        svc.reads.generation(),
-        svc.reads.view(event_id, _viewer(request), IMPRESSION_WINDOW_SECONDS),
-    )
+    seen = await svc.reads.view(event_id, _viewer(request), IMPRESSION_WINDOW_SECONDS)
+    generation, inventory, pending = seen.generation, seen.inventory, seen.pending_views
     svc.catalog.saw_generation(generation)
     cached = svc.catalog.row(generation, event_id, pending)
     if cached is None:
