@@ -26,7 +26,10 @@ from engine.booking import CHANGE_MARKS_KEEP_MS
 from engine.reads import UserChanges
 
 MAX_AGE_S = 15.0
-MAX_BYTES = 32 * 1024 * 1024  # encoded pages kept in all; the least recently read go first
+MAX_BYTES = 32 * 1024 * 1024  # pages kept in all; the least recently read go first
+# What a kept page costs beyond its body (key, entry, tuples): counted, so that a client asking
+# for endless empty pages (`?page=N`, a 2-byte body each) cannot grow the process unbounded.
+ENTRY_OVERHEAD = 256
 assert MAX_AGE_S * 1000 * 4 <= CHANGE_MARKS_KEEP_MS, "a page must never outlive its marks"
 
 
@@ -78,14 +81,14 @@ class HistoryCache:
     ) -> None:
         key = (user_id, page, limit)
         self._drop(key)
-        if len(body) > self.max_bytes:
+        if len(body) + ENTRY_OVERHEAD > self.max_bytes:
             return
         read_at = tuple(now for now, _ in changes.clocks)
         self._pages[key] = _Page(changes.generation, openings, read_at, time.monotonic(), body)
-        self._bytes += len(body)
+        self._bytes += len(body) + ENTRY_OVERHEAD
         while self._bytes > self.max_bytes:
             _, oldest = self._pages.popitem(last=False)
-            self._bytes -= len(oldest.body)
+            self._bytes -= len(oldest.body) + ENTRY_OVERHEAD
 
     def __len__(self) -> int:
         return len(self._pages)
@@ -93,4 +96,4 @@ class HistoryCache:
     def _drop(self, key: tuple[int, int, int]) -> None:
         gone = self._pages.pop(key, None)
         if gone is not None:
-            self._bytes -= len(gone.body)
+            self._bytes -= len(gone.body) + ENTRY_OVERHEAD

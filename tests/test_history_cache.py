@@ -272,3 +272,17 @@ def test_every_script_shares_the_change_marks_width():
     names = ["book", "hold", "confirm", "release", "cancel", "ack", "restore", "changes"]
     for name in names:
         assert f"local MARK_USERS = {CHANGE_MARK_USERS}\n" in script_source(name), name
+
+
+def test_endless_empty_pages_cannot_grow_the_kept_pages_past_their_bound():
+    """`?page=N` for every N answers `[]` (2 bytes); each kept page still costs its entry."""
+    from api.history_cache import ENTRY_OVERHEAD, HistoryCache
+    from engine.reads import UserChanges
+
+    cache = HistoryCache(max_bytes=100 * (ENTRY_OVERHEAD + 2))
+    changes = UserChanges(1, ((1_000, -1),))
+    for page in range(1, 10_001):
+        cache.keep(7, page, 50, changes, 1, b"[]")
+    assert len(cache) == 100
+    assert cache.get(7, 10_000, 50, changes, 1) == b"[]"  # the newest stay
+    assert cache.get(7, 1, 50, changes, 1) is None
