@@ -13,13 +13,11 @@
 -- KEYS[7] changed (zset: user id // 64 -> Redis ms of the last change to one of their records, set
 --         by every script that changes one): a record leaving pending for Postgres is such a
 --         change, since a page of history an API process keeps may lack it (api/
---         history_cache.py). Marks older than ARGV[4] ms are trimmed here and by the
---         persister's housekeeping.
+--         history_cache.py). The persister's housekeeping trims old marks (trim_changed.lua).
 -- ARGV[1] lease token  ARGV[2] records flushed  ARGV[3] K, the number of triples that follow
--- ARGV[4] how long change marks are kept, ms
--- ARGV[5 .. 4+3K] triples: a record's 1-based position in the in-flight list, its booking id,
+-- ARGV[4 .. 3+3K] triples: a record's 1-based position in the in-flight list, its booking id,
 --                 and the tombstone to leave (its version) or "0" to keep it (a live hold)
--- ARGV[5+3K ..] dead-letter entries (JSON)
+-- ARGV[4+3K ..] dead-letter entries (JSON)
 -- Replies: {"ok", flushed total} | {"err", "LEASE_LOST"}
 -- A change mark covers MARK_USERS consecutive user ids (engine.booking.CHANGE_MARK_USERS):
 -- a 64th of the memory of one per user, for needless misses of history's pages.
@@ -33,16 +31,16 @@ local inflight = count > 0 and redis.call("LRANGE", KEYS[1], 0, -1) or {}
 for from = 0, count - 1, 500 do
   local upto = math.min(from + 499, count - 1)
   local ids = {}
-  for j = from, upto do ids[#ids + 1] = ARGV[6 + 3 * j] end
+  for j = from, upto do ids[#ids + 1] = ARGV[5 + 3 * j] end
   local live = redis.call("HMGET", KEYS[5], unpack(ids))
   local acked, tombstones = {}, {}
   for j = from, upto do
-    local raw = inflight[tonumber(ARGV[5 + 3 * j])]
+    local raw = inflight[tonumber(ARGV[4 + 3 * j])]
     if raw and live[j - from + 1] == raw then
-      acked[#acked + 1] = ARGV[6 + 3 * j]
-      if ARGV[7 + 3 * j] ~= "0" then
+      acked[#acked + 1] = ARGV[5 + 3 * j]
+      if ARGV[6 + 3 * j] ~= "0" then
+        tombstones[#tombstones + 1] = ARGV[5 + 3 * j]
         tombstones[#tombstones + 1] = ARGV[6 + 3 * j]
-        tombstones[#tombstones + 1] = ARGV[7 + 3 * j]
       end
     end
   end
@@ -59,10 +57,8 @@ for from = 0, count - 1, 500 do
   end
   if #tombstones > 0 then redis.call("HSET", KEYS[5], unpack(tombstones)) end
 end
-redis.call("ZREMRANGEBYSCORE", KEYS[7], "-inf",
-  "(" .. string.format("%d", now_ms - tonumber(ARGV[4])))
 redis.call("DEL", KEYS[1])
-local first_dead = 5 + 3 * count
+local first_dead = 4 + 3 * count
 for i = first_dead, #ARGV do redis.call("RPUSH", KEYS[4], ARGV[i]) end
 if #ARGV >= first_dead then redis.call("HINCRBY", KEYS[2], "dead", #ARGV - first_dead + 1) end
 return {"ok", redis.call("HINCRBY", KEYS[2], "flushed", tonumber(ARGV[2]))}

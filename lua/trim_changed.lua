@@ -1,5 +1,5 @@
 -- trim_changed.lua: drop the change marks (see lua/ack.lua) older than ARGV[1] ms by Redis's
--- clock, so a shard with no more acks does not keep the last sale's marks for good.
+-- clock: the persister's housekeeping, at every lease renewal, is the one place they go.
 -- KEYS[1] changed {p}:{sN}:changed
 -- Replies: marks dropped
 local now = redis.call("TIME")

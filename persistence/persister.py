@@ -135,7 +135,7 @@ class Persister:
         sk = self.keys.shard(shard)
         ack = await self.scripts.ack(
             keys=[sk.inflight, sk.stats, sk.lease, sk.dead, sk.bookings, sk.pending, sk.changed],
-            args=[self.token, count, len(leaving) // 3, CHANGE_MARKS_KEEP_MS, *leaving, *dead],
+            args=[self.token, count, len(leaving) // 3, *leaving, *dead],
         )
         if ack[0] == b"err":
             return False
@@ -164,8 +164,9 @@ class Persister:
     async def trim_change_marks(
         self, shards: list[int], keep_ms: int = CHANGE_MARKS_KEEP_MS
     ) -> None:
-        """Housekeeping: history's change marks (engine.booking.CHANGE_MARKS_KEEP_MS) past
-        their keep, on shards whose acks stopped (lua/ack.lua trims the others as it goes)."""
+        """Housekeeping, at every lease renewal: history's change marks (set by every script
+        that changes a record, lua/ack.lua's included) past CHANGE_MARKS_KEEP_MS. The one
+        place they are trimmed."""
         await asyncio.gather(
             *(
                 self.scripts.trim_changed(keys=[self.keys.shard(shard).changed], args=[keep_ms])
