@@ -15,7 +15,7 @@ from redis.asyncio import RedisCluster
 from engine import randomness
 from engine.errors import Code, EngineError, EngineUnavailable
 from engine.fence import Fence
-from engine.keys import SHARD_SPACE, KeySpace
+from engine.keys import SHARD_SPACE, KeySpace, ShardKeys
 from engine.metrics import REDIS_SECONDS, UNDER_REPLICATED
 from engine.records import Inventory, Record, decode_record, encode_record, is_record
 from engine.redis_client import RedisClient
@@ -302,20 +302,28 @@ class Engine:
         await self.settle(cancelled)
         return cancelled
 
+    @property
+    def cluster(self) -> bool:
+        return isinstance(self.redis, RedisCluster)
+
+    def every_shard(self, keys_of: Callable[[ShardKeys], list[str]]) -> list[list[str]]:
+        """The KEYS of the calls of a script that reads every shard: on one server one call
+        with every shard's keys (keys of several slots are fine there), on a cluster one call
+        per shard (a call stays in one slot)."""
+        groups = [keys_of(sk) for sk in self.keys.shards()]
+        return groups if self.cluster else [[key for group in groups for key in group]]
+
     async def pending_of_user(self, user_id: int) -> list[Record]:
         """The user's booking records Redis holds and Postgres does not yet (latest versions,
         newest first), by lua/pending.lua. On one server, one call reads every shard (keys of
         several slots are fine there); on a cluster, one call per shard, all in one pipelined
         round trip."""
-        shards = self.keys.shards()
-        if isinstance(self.redis, RedisCluster):
-            calls = [([sk.pending, sk.bookings], [user_id]) for sk in shards]
-        else:
-            keys = [k for sk in shards for k in (sk.pending, sk.bookings)]
-            calls = [(keys, [user_id])]
+        calls = self.every_shard(lambda sk: [sk.pending, sk.bookings])
 
         async def read() -> list[Any]:
-            return await asyncio.gather(*(self.scripts.pending(keys=k, args=a) for k, a in calls))
+            return await asyncio.gather(
+                *(self.scripts.pending(keys=keys, args=[user_id]) for keys in calls)
+            )
 
         found = [decode_record(raw) for raws in await guarded(read) for raw in raws]
         return sorted(found, key=lambda r: r.id, reverse=True)

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import RedisCluster
-
 from engine.booking import Engine, guarded
 from engine.records import Inventory, Record, decode_record, is_record, tombstone_version
 
@@ -60,9 +58,8 @@ class Reads:
         self.keys = engine.keys
         self.scripts = engine.scripts
         self._generation_key = [engine.keys.events_cache_generation]
-        self._cluster = isinstance(engine.redis, RedisCluster)
-        changed = [sk.changed for sk in engine.keys.shards()]
-        self._changed_keys = [[key] for key in changed] if self._cluster else [changed]
+        self._cluster = engine.cluster
+        self._changed_keys = engine.every_shard(lambda sk: [sk.changed])
 
     async def generation(self) -> int:
         """The event-list generation: every change to an event bumps it."""
