@@ -285,7 +285,7 @@ class Engine:
                         sk.stats,
                         sk.pending,
                         sk.changed,
-                    ],  # fmt: skip
+                    ],
                     args=[
                         booking_id,
                         record.event_id,

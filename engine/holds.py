@@ -75,7 +75,7 @@ class Holds:
                         sk.holds,
                         sk.pending,
                         sk.changed,
-                    ],  # fmt: skip
+                    ],
                     args=[
                         record.id,
                         record.event_id,
@@ -206,7 +206,7 @@ class Holds:
                 sk.holds,
                 sk.pending,
                 sk.changed,
-            ],  # fmt: skip
+            ],
             args=[
                 record.id,
                 record.event_id,

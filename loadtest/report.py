@@ -401,7 +401,7 @@ def _writebehind_md(results: Results) -> list[str]:
             f" | {mem.used_live:,.0f} |",
             f"| persisted (what stays: the live record, the per-user count) |"
             f" {mem.persisted_bytes:,.0f} | {mem.used_persisted:,.0f} |",
-            f"| history's change marks (per user who changed, trimmed after 60 s) |"
+            f"| history's change marks (one per 64 user ids per shard, trimmed after 60 s) |"
             f" {mem.marks_bytes:,.0f} | |",
         ]
     return out
@@ -448,9 +448,9 @@ METHOD = [
     " `Persister.drain_once` (COPY + version-guarded upsert); rows written are counted.",
     "- **memory**: new users each book once (the per-user entries count too); the sum of"
     " `MEMORY USAGE key SAMPLES 0` over the stage's keys before, after booking, and after the"
-    " persister drained, divided by the bookings; history's change marks (one per user whose"
-    " records changed in the last 60 s) are measured apart and then trimmed as their keep"
-    " would. `INFO used_memory` deltas are shown beside"
+    " persister drained, divided by the bookings; history's change marks (one per 64"
+    " consecutive user ids per shard, for records changed in the last 60 s) are measured"
+    " apart and then trimmed as their keep would. `INFO used_memory` deltas are shown beside"
     " (noisy when others share the Redis).",
     "- **calibration**: `loadtest/peers/bare.py`, the issue's bare prototype (aiohttp +"
     " redis.asyncio + uvloop, no auth, validation, middleware, logging or metrics; a booking"

@@ -56,7 +56,7 @@ async def book(request: web.Request) -> web.Response:
             "",
             sk.stats,
             sk.changed,
-        ],  # fmt: skip
+        ],
         args=[event_id, user, 1, ek.shard, "ab12", "", 60, SHARD_SPACE, 0],
     )
     if reply[0] != b"ok":
