@@ -410,10 +410,11 @@ def _writebehind_md(results: Results) -> list[str]:
 METHOD = [
     "- **the crowd's routes** (event list, event page, status by jobId, history, booking, and"
     " the crowd mix: 60% list, 25% event page, 10% status, 5% booking in one wrk run): one"
-    " `boxoffice serve`, each route and `/healthz` measured in every round, closed model; each"
-    " ratio is the median of the rounds' route ÷ `/healthz`. Status polls 200 bookings made just"
-    " before (in Redis, as during a sale); history is read by 1,000 users who booked once"
-    " each, persisted (as after a sale). The original's"
+    " `boxoffice serve`, closed model; in every round each route alternates with `/healthz` in"
+    " 1-second slices (ABBA order: the host's speed swings within seconds), from a drained"
+    " outbox; each ratio is the median of the rounds' route ÷ `/healthz`. Status polls 200"
+    " bookings made just before (in Redis, as during a sale); history is read by 1,000 users"
+    " who booked once each, persisted (as after a sale). The original's"
     " figures (list 2,954/s, status 3,182/s, at a `/healthz`-class speed of 5,947/s) are scaled by"
     " this run's `/healthz`.",
     "- **ceiling**: `redis-benchmark -c 50 -r 100000000 EVALSHA <sha of lua/book.lua> 8 <keys>"
@@ -429,8 +430,9 @@ METHOD = [
     " Peak = closed model (wrk when installed: `loadtest/wrk_rotate.lua` rotates tokens and"
     " events, one thread per server; else `loadtest.client`). The 2-process runs split the"
     " connections over both servers. `/healthz` and booking alternate in rounds (3 by default,"
-    " the duration split over them) so their ratio is not a measure of the host's drift; each"
-    " figure sums its rounds, and its percentiles are the median of the rounds'. Every booking"
+    " the duration split over them), each round in 1-second slices in ABBA order, so their"
+    " ratio is not a measure of the host's drift; each figure sums its slices, and its"
+    " percentiles are the median of the slices'. Every booking"
     " run starts from a drained outbox, as a running persister keeps it (a 30,000-record"
     " backlog cost booking 10-25% here; no persister runs during peaks: it would take the"
     " cores the figure is about).",
