@@ -84,7 +84,7 @@ async def run(records: int, concurrency: int, batch: int, parallel: int) -> dict
         if pool is not None:
             await pool.close()
         async for key in redis.scan_iter(match=f"{keys.prefix}:*", count=1000):
-            await redis.delete(key)
+            await redis.unlink(key)
         await redis.aclose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -145,12 +145,13 @@ async def open_stage(users: int, events: int) -> AsyncIterator[Stage]:
 
 
 async def delete_prefix(redis: Redis, prefix: str) -> None:
-    """Every key starting with `prefix` (the bench's own sub-prefixes included)."""
+    """Every key starting with `prefix` (the bench's own sub-prefixes included), freed by Redis
+    in the background (UNLINK): a key of 100,000s of records blocks a DEL past the timeout."""
     batch: list[Any] = []
     async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
         batch.append(key)
         if len(batch) >= 1000:
-            await redis.delete(*batch)
+            await redis.unlink(*batch)
             batch.clear()
     if batch:
-        await redis.delete(*batch)
+        await redis.unlink(*batch)
