@@ -45,7 +45,7 @@ class Measure:
         return sum(self.not_ok.values()) + self.errors
 
 
-def combine(rounds: list[Measure]) -> Measure:
+def combine(rounds: list[Measure], how: str | None = None) -> Measure:
     """One figure from rounds of the same run: requests, seconds and failures add up; CPU
     is weighted by time; each latency percentile is the median of the rounds' (wrk reports
     percentiles, not samples, so they cannot be pooled exactly)."""
@@ -64,7 +64,7 @@ def combine(rounds: list[Measure]) -> Measure:
     notes = [m.note for m in rounds if m.note]
     return Measure(
         name=first.name,
-        generator=f"{first.generator}, {len(rounds)} rounds interleaved",
+        generator=f"{first.generator}, {how or f'{len(rounds)} rounds interleaved'}",
         ok=sum(m.ok for m in rounds),
         seconds=seconds,
         p50=_median([m.p50 for m in rounds]),
