@@ -65,7 +65,10 @@ async def read_within_deadline(request: web.Request) -> bytes:
     """The whole body within BOXOFFICE_BODY_DEADLINE_SECONDS of starting to read it, or 408
     and the connection closed: a client sending a byte every 15 s used to hold its
     connection (and a descriptor) for as long as it liked. A body already received (the
-    common case: small JSON arrives with its headers) is read without arming a timer."""
+    common case: small JSON arrives with its headers) is read without arming a timer, and a
+    request that has none (no Content-Length, or 0: a bodiless booking) reads nothing."""
+    if not request.body_exists:
+        return b""
     if request.content.is_eof():
         return await request.read()
     try:

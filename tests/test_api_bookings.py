@@ -239,3 +239,33 @@ async def test_engine_outbox_drains_to_postgres(client, accounts, persister: Per
         "SELECT count(*) FROM bookings WHERE event_id = $1 AND status = 'CONFIRMED'", event_id
     )
     assert count == 5
+
+
+async def test_a_booking_body_is_read_however_it_comes_and_none_means_one_seat(client, accounts):
+    """A bodiless request reads nothing (no Content-Length, or 0); a body sent chunked, empty
+    or not, is still read, and an invalid one refused before anything is booked."""
+    _, admin = await accounts.admin()
+    event_id = await create_event(client, admin, capacity=100, maxPerUser=100)
+    path = f"/api/bookings/{event_id}/book"
+
+    async def chunks(*parts: bytes) -> Any:
+        for part in parts:
+            yield part
+
+    _, user = await accounts.user()
+    json_type = "application/json"
+    sent: list[tuple[dict[str, Any], int]] = [
+        ({}, 1),
+        ({"data": b""}, 1),  # Content-Length: 0
+        ({"data": chunks()}, 1),  # chunked, no chunk at all
+        ({"data": chunks(b'{"sea', b'ts": 4}'), "headers": {"Content-Type": json_type}}, 4),
+        ({"json": {"seats": 2}}, 2),
+    ]
+    for kwargs, seats in sent:
+        headers = {**auth(user), **kwargs.pop("headers", {})}
+        response = await client.post(path, headers=headers, **kwargs)
+        assert response.status == 202, (kwargs, await response.text())
+        assert (await response.json())["booking"]["seats"] == seats
+    refused = await client.post(path, data=chunks(b"{nope"), headers=auth(user))
+    assert refused.status == 400 and (await refused.json())["code"] == "INVALID_JSON"
+    assert await available(client, event_id) == 100 - 9
