@@ -61,7 +61,7 @@ def combine(rounds: list[Measure], how: str | None = None) -> Measure:
     for m in rounds:
         for party, cores in m.cpu.items():
             cpu[party] = cpu.get(party, 0.0) + cores * m.seconds / max(seconds, 1e-9)
-    notes = [m.note for m in rounds if m.note]
+    notes = list(dict.fromkeys(m.note for m in rounds if m.note))  # each note once, in order
     return Measure(
         name=first.name,
         generator=f"{first.generator}, {how or f'{len(rounds)} rounds interleaved'}",

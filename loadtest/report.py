@@ -153,8 +153,9 @@ def route_ratios(results: Results) -> list[Ratio]:
     out: list[Ratio] = []
     for key, (name, goal) in ROUTE_GOALS.items():
         rounds = results.routes.get(key, [])
-        v = _median([rate / health for rate, health in rounds if health])
-        basis = f"median of {len(rounds)} rounds, 1 process"
+        each = [rate / health for rate, health in rounds if health]
+        v = _median(each)
+        basis = f"median of {len(rounds)} rounds ({', '.join(f'{r:.2f}' for r in each)}), 1 process"
         out.append(Ratio(name, v, "", f">= {goal}", _check(v, (v or 0) >= goal), basis))
     healthz = _median([h for rounds in results.routes.values() for _, h in rounds])
     for key, figure in ORIGINAL.items():
