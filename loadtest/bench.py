@@ -148,6 +148,19 @@ class Bench:
             self.results.env["cpu steal during the run (other guests)"] = steal
         return self.results
 
+    async def run_routes(self) -> Results:
+        """`--only routes`: the crowd's routes on one `boxoffice serve`, nothing else."""
+        async with open_stage(self.s.users, self.s.events) as stage:
+            started = report.cpu_times()
+            server = await start_server("api.cli", ["serve"], stage.env(), self.logs)
+            try:
+                await self.routes(stage, server)
+            finally:
+                server.proc.stop()
+            steal = report.steal_share(started, report.cpu_times())
+            self.results.env["cpu steal during the run (other guests)"] = steal
+        return self.results
+
     async def ceiling(self, stage: Stage) -> None:
         if not ceiling.available():
             self.results.skipped["ceiling"] = "redis-benchmark is not on PATH"
@@ -559,13 +572,23 @@ def main(argv: list[str] | None = None) -> int:
         help="markdown report; the PNG chart goes beside it (same name, .png)",
     )
     parser.add_argument("--logs", type=Path, help="keep server logs here (default: discarded)")
+    parser.add_argument(
+        "--only",
+        choices=["routes"],
+        help="routes: only the crowd's routes against /healthz on one process (~2 minutes);"
+        " printed, docs/PERFORMANCE.md is left as it is",
+    )
     args = parser.parse_args(argv)
     settings = _settings(args)
     generator = Generator(args.generator, settings.connections, settings.processes)
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
         logs = args.logs or Path(tmp)
         logs.mkdir(parents=True, exist_ok=True)
-        results = _run(Bench(settings, generator, logs))
+        bench = Bench(settings, generator, logs)
+        if args.only == "routes":
+            print(report.routes_table(_run(bench.run_routes())))
+            return 0
+        results = _run(bench.run())
     print(report.table(results))
     chart = report.write_chart(results, args.out.with_suffix(".png"))
     report.write_markdown(results, args.out, chart)
@@ -573,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(bench: Bench) -> Results:
+def _run(work: Awaitable[Results]) -> Results:
     """On uvloop, like `boxoffice serve`: the in-process engine figure is measured here."""
     factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
@@ -583,7 +606,7 @@ def _run(bench: Bench) -> Results:
     except ImportError:  # pragma: no cover
         pass
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(bench.run())
+        return runner.run(work)
 
 
 if __name__ == "__main__":

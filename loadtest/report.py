@@ -224,6 +224,23 @@ def table(results: Results) -> str:
     return "\n".join(lines)
 
 
+def routes_table(results: Results) -> str:
+    """`--only routes`: the crowd's routes against /healthz, with each round's ratio and the
+    server's CPU per request (route / /healthz, µs)."""
+    lines = [f"{'ratio (DESIGN §6), crowd routes only':<70} {'value':>10}  {'goal':<9} verdict"]
+    for r in route_ratios(results):
+        lines.append(f"{r.name:<70} {_fmt(r.value):>10}  {r.goal:<9} {_verdict(r.met, r.goal)}")
+        lines.append(f"{'':<4}{r.basis}")
+    lines.append("")
+    lines.append("server CPU per request, µs (route / /healthz), each round:")
+    for key, rounds in results.routes_cpu.items():
+        lines.append(f"{'':<4}{key:<8} " + "  ".join(f"{a:.0f} / {b:.0f}" for a, b in rounds))
+    steal = results.env.get("cpu steal during the run (other guests)")
+    if steal:
+        lines.append(f"cpu steal during the run (other guests): {steal}")
+    return "\n".join(lines)
+
+
 async def environment(stage: Stage) -> dict[str, str]:
     redis_info = await stage.redis.info("server")
     pg = await stage.pool.fetchval("SHOW server_version")

@@ -109,3 +109,27 @@ def test_locust_shoppers_passwords_always_pass_the_register_rule() -> None:
     from loadtest.shoppers import shopper_password
 
     assert all(is_strong(shopper_password()) for _ in range(2000))
+
+
+@pytest.mark.timeout(180)
+def test_quick_routes_only_prints_the_crowd_routes_and_writes_nothing(
+    stores: tuple[str, str], tmp_path: Path
+) -> None:
+    redis_url, admin_dsn = stores
+    out = tmp_path / "PERFORMANCE.md"
+    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=admin_dsn)
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest.bench", "--quick", "--only", "routes", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=160,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    printed = done.stdout
+    for row in ("event list ÷ /healthz", "status by jobId ÷ /healthz", "booking ÷ /healthz"):
+        line = next((x for x in printed.splitlines() if x.startswith(row)), "")
+        assert line and not line.rstrip().endswith("n/a"), printed
+    assert "server CPU per request" in printed and "engine: Engine.book" not in printed
+    assert not out.exists()
