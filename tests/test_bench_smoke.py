@@ -43,21 +43,26 @@ CEILING_ROWS = [
 ]
 
 
-@pytest.mark.timeout(240)
-def test_quick_bench_prints_every_figure(stores: tuple[str, str], tmp_path: Path) -> None:
+def _quick_bench(stores: tuple[str, str], args: list[str], timeout: float) -> str:
+    """`python -m loadtest.bench --quick *args` on this session's stores: what it printed."""
     redis_url, admin_dsn = stores
-    out = tmp_path / "PERFORMANCE.md"
     env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=admin_dsn)
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "loadtest.bench", "--quick", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=220,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    printed = done.stdout
+    return done.stdout
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_prints_every_figure(stores: tuple[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "PERFORMANCE.md"
+    printed = _quick_bench(stores, ["--out", str(out)], timeout=220)
     missing = [row for row in FIGURE_ROWS if row not in printed]
     if "skipped ceiling: redis-benchmark is not on PATH" not in printed:
         missing += [row for row in CEILING_ROWS if row not in printed]
@@ -115,19 +120,8 @@ def test_locust_shoppers_passwords_always_pass_the_register_rule() -> None:
 def test_quick_routes_only_prints_the_crowd_routes_and_writes_nothing(
     stores: tuple[str, str], tmp_path: Path
 ) -> None:
-    redis_url, admin_dsn = stores
     out = tmp_path / "PERFORMANCE.md"
-    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=admin_dsn)
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench", "--quick", "--only", "routes", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=160,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    printed = done.stdout
+    printed = _quick_bench(stores, ["--only", "routes", "--out", str(out)], timeout=160)
     for row in ("event list ÷ /healthz", "status by jobId ÷ /healthz", "booking ÷ /healthz"):
         line = next((x for x in printed.splitlines() if x.startswith(row)), "")
         assert line and not line.rstrip().endswith("n/a"), printed
