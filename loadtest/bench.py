@@ -17,7 +17,8 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -94,7 +95,7 @@ class Results:
 
 
 # The host's speed swings by a third within seconds (other guests): a route and the /healthz
-# it is divided by are measured in alternating slices of about this long, so both see the
+# it is divided by are measured in alternating slices this long, so both see the
 # same host. wrk runs whole seconds.
 SLICE_SECONDS = 1.0
 
@@ -119,14 +120,13 @@ async def paired_slices(
 ) -> tuple[list[Measure], list[Measure], str]:
     """`paired`'s slices, each side's apart, and how they were taken."""
     slices = max(1, int(seconds // SLICE_SECONDS))
-    length = max(SLICE_SECONDS, float(int(seconds // slices)))
     a: list[Measure] = []
     b: list[Measure] = []
     for i in range(slices):
         runs = ((first, a), (second, b)) if i % 2 == 0 else ((second, b), (first, a))
         for run, into in runs:
-            into.append(await run(length))
-    return a, b, f"{slices} slices of {length:g} s, alternating"
+            into.append(await run(SLICE_SECONDS))
+    return a, b, f"{slices} slices of {SLICE_SECONDS:g} s, alternating"
 
 
 class Bench:
@@ -139,27 +139,30 @@ class Bench:
     async def run(self) -> Results:
         async with open_stage(self.s.users, self.s.events) as stage:
             self.results.env = await report.environment(stage)
-            started = report.cpu_times()
-            await self.ceiling(stage)
-            await self.service(stage)
-            await self.peers(stage)
-            self.results.memory = await measure_memory(stage, self.s.memory_bookings)
-            steal = report.steal_share(started, report.cpu_times())
-            self.results.env["cpu steal during the run (other guests)"] = steal
+            with self.steal_recorded():
+                await self.ceiling(stage)
+                await self.service(stage)
+                await self.peers(stage)
+                self.results.memory = await measure_memory(stage, self.s.memory_bookings)
         return self.results
 
     async def run_routes(self) -> Results:
         """`--only routes`: the crowd's routes on one `boxoffice serve`, nothing else."""
         async with open_stage(self.s.users, self.s.events) as stage:
-            started = report.cpu_times()
-            server = await start_server("api.cli", ["serve"], stage.env(), self.logs)
-            try:
-                await self.routes(stage, server)
-            finally:
-                server.proc.stop()
-            steal = report.steal_share(started, report.cpu_times())
-            self.results.env["cpu steal during the run (other guests)"] = steal
+            with self.steal_recorded():
+                server = await start_server("api.cli", ["serve"], stage.env(), self.logs)
+                try:
+                    await self.routes(stage, server)
+                finally:
+                    server.proc.stop()
         return self.results
+
+    @contextmanager
+    def steal_recorded(self) -> Iterator[None]:
+        """The host's CPU steal over the block, into the report's environment."""
+        started = report.cpu_times()
+        yield
+        self.results.env[report.STEAL] = report.steal_share(started, report.cpu_times())
 
     async def ceiling(self, stage: Stage) -> None:
         if not ceiling.available():
@@ -231,7 +234,7 @@ class Bench:
         book) on one process, each against the same server's /healthz measured in slices
         paired with its own (`paired`), in every round: the report takes the median of the
         rounds' ratios."""
-        targets, watch = [server.target], {"server": [server.proc.pid]}
+        health = self._route_run(stage, server, "/healthz", ["/healthz"], "GET", [])
         await Persister(stage.redis, stage.pool, stage.keys).drain_once()
         # History is read by a crowd of 1,000 who booked once each, persisted (as after a
         # sale), not by the engine run's users (dozens of bookings each, a heavier page).
@@ -272,21 +275,11 @@ class Bench:
                 if self.s.warmup and name not in warm:  # first sight of its tokens, once
                     await route(self.s.warmup)
                     warm.add(name)
-                health, measure = await paired(
-                    lambda seconds: self.gen.peak(
-                        "GET /healthz, routes",
-                        targets,
-                        ["/healthz"],
-                        duration=seconds,
-                        watch=watch,
-                    ),
-                    route,
-                    seconds,
-                )
+                healthz, measure = await paired(health, route, seconds)
                 print(report.progress_line(measure), file=sys.stderr, flush=True)
-                self.results.routes.setdefault(name, []).append((measure.rate, health.rate))
+                self.results.routes.setdefault(name, []).append((measure.rate, healthz.rate))
                 self.results.routes_cpu.setdefault(name, []).append(
-                    (_server_us(measure), _server_us(health))
+                    (_server_us(measure), _server_us(healthz))
                 )
 
     def _route_run(

@@ -235,9 +235,9 @@ def routes_table(results: Results) -> str:
     lines.append("server CPU per request, µs (route / /healthz), each round:")
     for key, rounds in results.routes_cpu.items():
         lines.append(f"{'':<4}{key:<8} " + "  ".join(f"{a:.0f} / {b:.0f}" for a, b in rounds))
-    steal = results.env.get("cpu steal during the run (other guests)")
+    steal = results.env.get(STEAL)
     if steal:
-        lines.append(f"cpu steal during the run (other guests): {steal}")
+        lines.append(f"{STEAL}: {steal}")
     return "\n".join(lines)
 
 
@@ -255,6 +255,10 @@ async def environment(stage: Stage) -> dict[str, str]:
         "redis": str(redis_info.get("redis_version")),
         "postgres": str(pg),
     }
+
+
+# The report's environment key for `steal_share` over the run.
+STEAL = "cpu steal during the run (other guests)"
 
 
 def cpu_times() -> list[int]:
